@@ -1,0 +1,11 @@
+import type { Env } from "../env";
+import type { CustomerDO, Identity } from "./do";
+
+/** The DO's name is derived from namespace + subject only (DESIGN invariant 8); JSON keeps the pair unambiguous. */
+export function customerName(id: Identity): string {
+  return JSON.stringify([id.namespace, id.subject]);
+}
+
+export function customer(env: Env, id: Identity): DurableObjectStub<CustomerDO> {
+  return env.CUSTOMER.get(env.CUSTOMER.idFromName(customerName(id)));
+}

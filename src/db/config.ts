@@ -1,0 +1,38 @@
+import type { MeterDef } from "../domain/meter";
+import type { Db } from "./client";
+import { configVersionQuery, listMetersQuery, toMeterDef } from "./meters";
+
+/**
+ * The definitions a customer Durable Object counts with, tagged with the namespace's version.
+ * Versions only grow, so a DO can ignore a stale copy from an isolate whose cache is older.
+ */
+export interface NamespaceConfig {
+  version: number;
+  meters: MeterDef[];
+}
+
+/** One D1 batch (a transaction), so the version and the definitions it stands for are read together. */
+export async function readNamespaceConfig(db: Db, namespace: string): Promise<NamespaceConfig> {
+  const [version, meters] = await db.batch([configVersionQuery(db, namespace), listMetersQuery(db, namespace)]);
+  return { version: version[0]?.v ?? 0, meters: meters.map(toMeterDef) };
+}
+
+const cache = new Map<string, { config: Promise<NamespaceConfig>; expires: number }>();
+
+/**
+ * The isolate's cached copy, refreshed after `ttlSeconds`: this is the bound on how soon a definition
+ * change reaches every Durable Object (CONFIG_CACHE_SECONDS; 0 reads D1 on every request).
+ */
+export function cachedNamespaceConfig(db: Db, namespace: string, ttlSeconds: number): Promise<NamespaceConfig> {
+  const now = Date.now();
+  const hit = cache.get(namespace);
+  if (hit && hit.expires > now) return hit.config;
+  const config = readNamespaceConfig(db, namespace);
+  config.catch(() => cache.delete(namespace));
+  cache.set(namespace, { config, expires: now + ttlSeconds * 1000 });
+  return config;
+}
+
+export function forgetNamespaceConfig(namespace: string): void {
+  cache.delete(namespace);
+}

@@ -1,0 +1,166 @@
+import { compileJsonPath, type JsonPath } from "./jsonpath";
+import type { MeterDef } from "./meter";
+import { groupValue, readNumber, readScalarKey } from "./values";
+import { minuteOf } from "./windows";
+
+/** A validated CloudEvent as a customer Durable Object sees it. */
+export interface MeterEvent {
+  /** Position in the client's request, so answers can point at it. */
+  index: number;
+  id: string;
+  source: string;
+  type: string;
+  /** Event time, epoch ms. */
+  time: number;
+  data: Record<string, unknown> | null;
+}
+
+/** One minute of one meter for one combination of group-by values, as added by a set of events. */
+export interface BucketDelta {
+  meterId: string;
+  minute: number;
+  groupKey: string;
+  sum: number;
+  count: number;
+  min: number | null;
+  max: number | null;
+  latestAt: number;
+  latest: number | null;
+}
+
+export interface UniqueEntry {
+  meterId: string;
+  minute: number;
+  groupKey: string;
+  value: string;
+}
+
+export interface CompiledMeter {
+  def: MeterDef;
+  value: JsonPath | null;
+  groupBy: [key: string, path: JsonPath][];
+}
+
+/** A reading of one event by one meter: what it adds, or why it cannot be metered. */
+export type Reading =
+  | { ok: true; meter: CompiledMeter; groupKey: string; value: number | null; unique: string | null }
+  | { ok: false; reason: string };
+
+export class MeterSet {
+  readonly byType = new Map<string, CompiledMeter[]>();
+  readonly byId = new Map<string, CompiledMeter>();
+  /** Meters whose paths this build cannot evaluate; they count nothing until fixed. */
+  readonly invalid: { slug: string; reason: string }[] = [];
+
+  constructor(defs: readonly MeterDef[]) {
+    for (const def of defs) {
+      const compiled = compileMeter(def);
+      if ("reason" in compiled) {
+        this.invalid.push({ slug: def.slug, reason: compiled.reason });
+        continue;
+      }
+      this.byId.set(def.id, compiled);
+      const list = this.byType.get(def.eventType) ?? [];
+      list.push(compiled);
+      this.byType.set(def.eventType, list);
+    }
+  }
+}
+
+export function compileMeter(def: MeterDef): CompiledMeter | { reason: string } {
+  let value: JsonPath | null = null;
+  if (def.aggregation !== "COUNT" && def.valueProperty) {
+    const c = compileJsonPath(def.valueProperty);
+    if (!c.ok) return { reason: `valueProperty: ${c.reason}` };
+    value = c.path;
+  }
+  const groupBy: [string, JsonPath][] = [];
+  for (const key of Object.keys(def.groupBy).sort()) {
+    const c = compileJsonPath(def.groupBy[key]!);
+    if (!c.ok) return { reason: `groupBy.${key}: ${c.reason}` };
+    groupBy.push([key, c.path]);
+  }
+  return { def, value, groupBy };
+}
+
+/**
+ * Group-by values as a JSON object with sorted keys: the bucket key. Keeping the names (not just
+ * positions) lets buckets written under an older groupBy definition still be read correctly.
+ */
+export function groupKeyOf(meter: CompiledMeter, data: Record<string, unknown> | null): string {
+  if (meter.groupBy.length === 0) return "{}";
+  const out: Record<string, string | null> = {};
+  for (const [key, path] of meter.groupBy) out[key] = data ? groupValue(path.get(data)) : null;
+  return JSON.stringify(out);
+}
+
+export function readEvent(meter: CompiledMeter, ev: MeterEvent): Reading {
+  const groupKey = groupKeyOf(meter, ev.data);
+  const { aggregation, valueProperty, slug } = meter.def;
+  if (aggregation === "COUNT" || !meter.value) return { ok: true, meter, groupKey, value: null, unique: null };
+  const raw = ev.data ? meter.value.get(ev.data) : undefined;
+  if (aggregation === "UNIQUE_COUNT") {
+    const r = readScalarKey(raw);
+    return r.ok ? { ok: true, meter, groupKey, value: null, unique: r.value } : { ok: false, reason: `meter ${slug}: ${r.reason} at ${valueProperty}` };
+  }
+  const r = readNumber(raw);
+  return r.ok ? { ok: true, meter, groupKey, value: r.value, unique: null } : { ok: false, reason: `meter ${slug}: ${r.reason} at ${valueProperty}` };
+}
+
+/** Reads every meter of the event's type; the first meter that cannot read the event rejects it whole. */
+export function readAll(meters: MeterSet, ev: MeterEvent): { ok: true; readings: Reading[] } | { ok: false; reason: string } {
+  const list = meters.byType.get(ev.type);
+  if (!list) return { ok: true, readings: [] };
+  const readings: Reading[] = [];
+  for (const m of list) {
+    if (m.def.eventFrom !== null && ev.time < m.def.eventFrom) continue;
+    const r = readEvent(m, ev);
+    if (!r.ok) return r;
+    readings.push(r);
+  }
+  return { ok: true, readings };
+}
+
+/** Folds readings into per-minute bucket deltas, so a batch costs one row per bucket, not per event. */
+export class BucketAccumulator {
+  private readonly buckets = new Map<string, BucketDelta>();
+  private readonly uniqueSet = new Map<string, UniqueEntry>();
+
+  add(r: Extract<Reading, { ok: true }>, time: number): void {
+    const meterId = r.meter.def.id;
+    const minute = minuteOf(time);
+    const key = `${meterId}\u0000${minute}\u0000${r.groupKey}`;
+    let b = this.buckets.get(key);
+    if (!b) {
+      b = { meterId, minute, groupKey: r.groupKey, sum: 0, count: 0, min: null, max: null, latestAt: time, latest: r.value };
+      this.buckets.set(key, b);
+    }
+    b.count += 1;
+    if (r.value !== null) {
+      b.sum += r.value;
+      b.min = b.min === null ? r.value : Math.min(b.min, r.value);
+      b.max = b.max === null ? r.value : Math.max(b.max, r.value);
+      // Ties go to the later-ingested event, the same rule the bucket upsert applies.
+      if (time >= b.latestAt) {
+        b.latestAt = time;
+        b.latest = r.value;
+      }
+    }
+    if (r.unique !== null) {
+      const ukey = `${key}\u0000${r.unique}`;
+      if (!this.uniqueSet.has(ukey)) this.uniqueSet.set(ukey, { meterId, minute, groupKey: r.groupKey, value: r.unique });
+    }
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  deltas(): BucketDelta[] {
+    return [...this.buckets.values()];
+  }
+
+  uniques(): UniqueEntry[] {
+    return [...this.uniqueSet.values()];
+  }
+}

@@ -1,0 +1,55 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { HTTPException } from "hono/http-exception";
+import { StatementLimitError } from "../db/guard";
+import { authenticate } from "./auth";
+import type { AppEnv } from "./context";
+import { ApiError, problem, zodIssues } from "./errors";
+import { events } from "./events";
+import { keys } from "./keys";
+import { meters } from "./meters";
+import { query } from "./query";
+import { subjects } from "./subjects";
+
+export const app = new OpenAPIHono<AppEnv>({
+  // Every validation failure of a declared route becomes the same problem+json, naming each field.
+  defaultHook: (result) => {
+    if (!result.success) {
+      const errors = zodIssues(result.error);
+      throw new ApiError("validation_failed", errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join("; "), { errors });
+    }
+  },
+});
+
+app.get("/healthz", (c) => c.json({ ok: true }));
+
+app.doc31("/openapi.json", {
+  openapi: "3.1.0",
+  info: {
+    title: "edgemeter",
+    version: "0.1.0",
+    description: "Usage metering at the edge. Speaks OpenMeter's v1 API where it offers the same operation; see README for differences.",
+  },
+  security: [{ bearer: [] }],
+});
+app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+
+app.use("/api/*", authenticate());
+for (const routes of [keys, events, meters, query, subjects]) app.route("/", routes);
+
+app.notFound((c) => problem(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+
+app.onError((err, c) => {
+  if (err instanceof ApiError) {
+    const res = problem(c, err.code, err.message, err.extensions);
+    if (err.code === "retry_batch") res.headers.set("retry-after", "1");
+    return res;
+  }
+  if (err instanceof HTTPException) {
+    // Hono's own parsers (e.g. malformed JSON bodies in declared routes) answer 400-class errors this way.
+    const code = err.status === 400 ? "malformed_json" : err.status === 415 ? "unsupported_media_type" : err.status === 413 ? "payload_too_large" : "bad_request";
+    return problem(c, code, err.message || "bad request");
+  }
+  if (err instanceof StatementLimitError) console.error("statement guard", err.message);
+  else console.error("unhandled", err);
+  return problem(c, "internal", "an unexpected error occurred; nothing from this request is half stored — it may be retried");
+});

@@ -1,0 +1,78 @@
+import { cachedNamespaceConfig } from "../db/config";
+import { database } from "../db/client";
+import { customer } from "../customer/client";
+import type { IngestResult } from "../customer/do";
+import { LIMITS, validateEvents, type CloudEvent } from "../domain/cloudevent";
+import type { MeterEvent } from "../domain/metering";
+import { parseRfc3339 } from "../domain/time";
+import { settings, type Env } from "../env";
+import { mediaType, parseJson, readCappedText } from "./body";
+import { ApiError } from "./errors";
+
+const SINGLE = "application/cloudevents+json";
+const BATCH = "application/cloudevents-batch+json";
+const JSON_TYPE = "application/json";
+
+/** Reads an ingest body per OpenMeter's content types, and validates every event (whole request or nothing). */
+export async function readEvents(req: Request): Promise<CloudEvent[]> {
+  const type = mediaType(req.headers.get("content-type"));
+  if (type !== SINGLE && type !== BATCH && type !== JSON_TYPE) {
+    throw new ApiError("unsupported_media_type", `send events as ${SINGLE}, ${BATCH} or ${JSON_TYPE} (optionally ; charset=utf-8)`);
+  }
+  const body = parseJson(await readCappedText(req, LIMITS.bytesPerRequest));
+  let items: unknown[];
+  if (Array.isArray(body)) {
+    if (type === SINGLE) throw new ApiError("validation_failed", `${SINGLE} carries one event (a JSON object); send arrays as ${BATCH}`);
+    items = body;
+  } else {
+    if (type === BATCH) throw new ApiError("validation_failed", `${BATCH} carries a JSON array of events`);
+    items = [body];
+  }
+  if (items.length === 0) throw new ApiError("validation_failed", "the batch contains no events");
+  if (items.length > LIMITS.eventsPerRequest) {
+    throw new ApiError("payload_too_large", `the batch has ${items.length} events; at most ${LIMITS.eventsPerRequest} are accepted per request`);
+  }
+  const { events, issues } = validateEvents(items);
+  if (issues.length > 0) {
+    throw new ApiError("invalid_events", `${new Set(issues.map((i) => i.index)).size} of ${items.length} events are invalid; nothing was stored`, {
+      errors: issues.slice(0, 100),
+    });
+  }
+  return events;
+}
+
+export interface IngestReply {
+  accepted: number;
+  duplicates: number;
+  rejected: { index: number; id: string; source: string; reason: string }[];
+}
+
+/**
+ * One RPC per subject, in parallel. Each subject's DO commits its share atomically; if any fails the
+ * client is told to resend the whole batch, which is safe because stored events deduplicate.
+ */
+export async function ingestEvents(env: Env, namespace: string, events: readonly CloudEvent[], now = Date.now()): Promise<IngestReply> {
+  const bySubject = new Map<string, MeterEvent[]>();
+  events.forEach((e, index) => {
+    const list = bySubject.get(e.subject) ?? [];
+    list.push({ index, id: e.id, source: e.source, type: e.type, time: e.time ? parseRfc3339(e.time)! : now, data: e.data ?? null });
+    bySubject.set(e.subject, list);
+  });
+  const config = await cachedNamespaceConfig(database(env.DB), namespace, settings(env).CONFIG_CACHE_SECONDS);
+  const results = await Promise.allSettled(
+    [...bySubject].map(([subject, list]) => customer(env, { namespace, subject }).ingest({ namespace, subject }, config, list)),
+  );
+  const reply: IngestReply = { accepted: 0, duplicates: 0, rejected: [] };
+  const failed = results.filter((r) => r.status === "rejected");
+  if (failed.length > 0) {
+    console.error("ingest: subject calls failed", failed.map((f) => String((f as PromiseRejectedResult).reason)));
+    throw new ApiError("retry_batch", `${failed.length} of ${results.length} subjects could not be reached; resend the whole batch: events already stored are recognised as duplicates and counted once`);
+  }
+  for (const r of results as PromiseFulfilledResult<IngestResult>[]) {
+    reply.accepted += r.value.accepted;
+    reply.duplicates += r.value.duplicates;
+    reply.rejected.push(...r.value.rejected);
+  }
+  reply.rejected.sort((a, b) => a.index - b.index);
+  return reply;
+}

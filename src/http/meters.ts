@@ -1,0 +1,191 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { database } from "../db/client";
+import { forgetNamespaceConfig } from "../db/config";
+import { deleteMeter, findMeter, insertMeter, listMetersQuery, updateMeter, type MeterRow } from "../db/meters";
+import { ulid } from "../domain/ids";
+import { compileJsonPath } from "../domain/jsonpath";
+import { AGGREGATIONS, IMMUTABLE_METER_FIELDS, meterCreateSchema, meterUpdateSchema } from "../domain/meter";
+import { iso, parseRfc3339 } from "../domain/time";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { ApiError, errorResponses } from "./errors";
+
+export const MeterSchema = z
+  .object({
+    id: z.string(),
+    slug: z.string(),
+    name: z.string(),
+    description: z.string().optional(),
+    metadata: z.record(z.string(), z.string()).nullable().optional(),
+    aggregation: z.enum(AGGREGATIONS),
+    eventType: z.string(),
+    eventFrom: z.string().optional(),
+    valueProperty: z.string().optional(),
+    groupBy: z.record(z.string(), z.string()),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("Meter");
+
+export function toMeterApi(r: MeterRow) {
+  return {
+    id: r.id,
+    slug: r.slug,
+    name: r.name,
+    ...(r.description !== null ? { description: r.description } : {}),
+    metadata: r.metadata ?? null,
+    aggregation: r.aggregation as (typeof AGGREGATIONS)[number],
+    eventType: r.eventType,
+    ...(r.eventFrom !== null ? { eventFrom: iso(r.eventFrom) } : {}),
+    ...(r.valueProperty !== null ? { valueProperty: r.valueProperty } : {}),
+    groupBy: r.groupBy,
+    createdAt: iso(r.createdAt),
+    updatedAt: iso(r.updatedAt),
+  };
+}
+
+/** Every JSONPath must be one this build can evaluate, or events would silently not count. */
+function checkPaths(valueProperty: string | undefined, groupBy: Record<string, string> | undefined): void {
+  const errors: { field: string; message: string }[] = [];
+  if (valueProperty !== undefined) {
+    const r = compileJsonPath(valueProperty);
+    if (!r.ok) errors.push({ field: "valueProperty", message: r.reason });
+  }
+  for (const [k, p] of Object.entries(groupBy ?? {})) {
+    const r = compileJsonPath(p);
+    if (!r.ok) errors.push({ field: `groupBy.${k}`, message: r.reason });
+  }
+  if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
+}
+
+const IdOrSlug = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+
+export const meters = new OpenAPIHono<AppEnv>();
+
+meters.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/meters",
+    summary: "List meters",
+    tags: ["Meters"],
+    middleware: [requireScope("read")] as const,
+    responses: { 200: { description: "Meters", content: json(z.array(MeterSchema)) }, ...errorResponses("unauthenticated", "forbidden") },
+  }),
+  async (c) => c.json((await listMetersQuery(database(c.env.DB), c.get("principal").namespace)).map(toMeterApi), 200),
+);
+
+meters.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/meters",
+    summary: "Create a meter; retained events of its type are metered too",
+    tags: ["Meters"],
+    middleware: [requireScope("admin")] as const,
+    request: { body: { required: true, content: json(meterCreateSchema.openapi("MeterCreate")) } },
+    responses: { 201: { description: "Created", content: json(MeterSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "conflict") },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    checkPaths(body.valueProperty, body.groupBy);
+    const namespace = c.get("principal").namespace;
+    const now = Date.now();
+    const row: MeterRow = {
+      id: ulid(now),
+      namespace,
+      slug: body.slug,
+      name: body.name ?? body.slug,
+      description: body.description ?? null,
+      eventType: body.eventType,
+      aggregation: body.aggregation,
+      valueProperty: body.valueProperty ?? null,
+      groupBy: body.groupBy ?? {},
+      eventFrom: body.eventFrom ? parseRfc3339(body.eventFrom) : null,
+      metadata: body.metadata ?? null,
+      createdAt: now,
+      updatedAt: now,
+      deletedAt: null,
+    };
+    if (!(await insertMeter(database(c.env.DB), row))) throw new ApiError("conflict", `a meter with slug ${body.slug} already exists`);
+    forgetNamespaceConfig(namespace);
+    return c.json(toMeterApi(row), 201);
+  },
+);
+
+async function mustFind(c: { env: AppEnv["Bindings"] }, namespace: string, idOrSlug: string): Promise<MeterRow> {
+  const row = await findMeter(database(c.env.DB), namespace, idOrSlug);
+  if (!row) throw new ApiError("not_found", `no meter ${idOrSlug}`);
+  return row;
+}
+
+meters.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/meters/{meterIdOrSlug}",
+    summary: "Get a meter by id or slug",
+    tags: ["Meters"],
+    middleware: [requireScope("read")] as const,
+    request: { params: IdOrSlug },
+    responses: { 200: { description: "Meter", content: json(MeterSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => c.json(toMeterApi(await mustFind(c, c.get("principal").namespace, c.req.valid("param").meterIdOrSlug)), 200),
+);
+
+meters.openapi(
+  createRoute({
+    method: "put",
+    path: "/api/v1/meters/{meterIdOrSlug}",
+    summary: "Update a meter's name, description, metadata or groupBy (re-meters retained events)",
+    tags: ["Meters"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: IdOrSlug, body: { required: true, content: json(meterUpdateSchema.openapi("MeterUpdate")) } },
+    responses: { 200: { description: "Updated", content: json(MeterSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const row = await mustFind(c, namespace, c.req.valid("param").meterIdOrSlug);
+    const body = c.req.valid("json");
+    const current = toMeterApi(row) as Record<string, unknown>;
+    const changed = IMMUTABLE_METER_FIELDS.filter((f) => body[f] !== undefined && body[f] !== current[f]);
+    if (changed.length) {
+      throw new ApiError("validation_failed", `${changed.join(", ")} cannot be changed; create a new meter instead`, {
+        errors: changed.map((f) => ({ field: f, message: "immutable" })),
+      });
+    }
+    const groupBy = body.groupBy ?? row.groupBy;
+    checkPaths(undefined, groupBy);
+    if (row.valueProperty !== null && Object.values(groupBy).includes(row.valueProperty)) {
+      throw new ApiError("validation_failed", "a group by value cannot be the same as the value property");
+    }
+    const next: MeterRow = {
+      ...row,
+      name: body.name ?? row.name,
+      description: body.description ?? row.description,
+      metadata: body.metadata === undefined ? row.metadata : body.metadata,
+      groupBy,
+      updatedAt: Date.now(),
+    };
+    await updateMeter(database(c.env.DB), next);
+    forgetNamespaceConfig(namespace);
+    return c.json(toMeterApi(next), 200);
+  },
+);
+
+meters.openapi(
+  createRoute({
+    method: "delete",
+    path: "/api/v1/meters/{meterIdOrSlug}",
+    summary: "Delete a meter",
+    tags: ["Meters"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: IdOrSlug },
+    responses: { 204: { description: "Deleted" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const row = await mustFind(c, namespace, c.req.valid("param").meterIdOrSlug);
+    await deleteMeter(database(c.env.DB), namespace, row.id, Date.now());
+    forgetNamespaceConfig(namespace);
+    return c.body(null, 204);
+  },
+);

@@ -1,0 +1,180 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import { cachedNamespaceConfig } from "../db/config";
+import { database } from "../db/client";
+import { customer } from "../customer/client";
+import type { FoldSpec } from "../domain/aggregate";
+import type { MeterDef } from "../domain/meter";
+import { iso, parseRfc3339 } from "../domain/time";
+import { isValidTimeZone, minuteOf } from "../domain/windows";
+import { settings } from "../env";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { ApiError, errorResponses, zodIssues } from "./errors";
+
+const MAX_SUBJECTS_PER_QUERY = 100;
+
+/** OpenMeter's MeterQueryRequest (POST body) — the GET form is read into the same shape. */
+export const QueryRequest = z
+  .object({
+    from: z.string().optional(),
+    to: z.string().optional(),
+    windowSize: z.enum(["MINUTE", "HOUR", "DAY", "MONTH"]).optional(),
+    windowTimeZone: z.string().max(64).default("UTC"),
+    subject: z.array(z.string().min(1).max(256)).max(MAX_SUBJECTS_PER_QUERY).optional(),
+    groupBy: z.array(z.string().min(1).max(64)).max(21).optional(),
+    filterGroupBy: z.record(z.string(), z.string()).optional(),
+    clientId: z.string().max(36).optional(),
+  })
+  .openapi("MeterQueryRequest");
+export type QueryRequest = z.output<typeof QueryRequest>;
+
+export const QueryRow = z
+  .object({
+    value: z.number(),
+    windowStart: z.string(),
+    windowEnd: z.string(),
+    subject: z.string().nullable(),
+    groupBy: z.record(z.string(), z.string().nullable()),
+  })
+  .openapi("MeterQueryRow");
+
+export const QueryResult = z
+  .object({ from: z.string().optional(), to: z.string().optional(), windowSize: z.string().optional(), data: z.array(QueryRow) })
+  .openapi("MeterQueryResult");
+export type QueryResult = z.output<typeof QueryResult>;
+
+/** GET query string → MeterQueryRequest: repeated `subject`/`groupBy`, deepObject `filterGroupBy[key]=value`. */
+export function fromSearchParams(params: URLSearchParams): unknown {
+  const out: Record<string, unknown> = {};
+  const filter: Record<string, string> = {};
+  for (const [k, v] of params) {
+    const m = /^filterGroupBy\[(.+)\]$/.exec(k);
+    if (m) filter[m[1]!] = v;
+    else if (k === "subject" || k === "groupBy") out[k] = [...((out[k] as string[] | undefined) ?? []), v];
+    else out[k] = v;
+  }
+  if (Object.keys(filter).length) out.filterGroupBy = filter;
+  return out;
+}
+
+function invalid(field: string, message: string): never {
+  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
+}
+
+/** Checks a query against its meter and turns it into the fold the DOs run. */
+export function foldSpec(meter: MeterDef, q: QueryRequest, now: number): FoldSpec {
+  if (!isValidTimeZone(q.windowTimeZone)) invalid("windowTimeZone", `unknown IANA time zone ${JSON.stringify(q.windowTimeZone)}`);
+  const at = (v: string | undefined, field: string) => {
+    if (v === undefined) return null;
+    const t = parseRfc3339(v);
+    return t === null ? invalid(field, "must be an RFC 3339 date-time") : t;
+  };
+  const from = at(q.from, "from");
+  const to = at(q.to, "to") ?? now;
+  if (from !== null && from >= to) invalid("from", "must be before to");
+  const keys = Object.keys(meter.groupBy);
+  for (const g of q.groupBy ?? []) if (g !== "subject" && !keys.includes(g)) invalid("groupBy", `${g} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
+  for (const g of Object.keys(q.filterGroupBy ?? {})) if (!keys.includes(g)) invalid("filterGroupBy", `${g} is not a group by key of meter ${meter.slug}`);
+  return {
+    aggregation: meter.aggregation,
+    // Storage is in whole minutes: the range widens to the minutes it touches (echoed in the answer).
+    from: from === null ? null : minuteOf(from),
+    to: minuteOf(to - 1) + 60_000,
+    windowSize: q.windowSize ?? null,
+    windowTimeZone: q.windowTimeZone,
+    groupBy: (q.groupBy ?? []).filter((g) => g !== "subject"),
+    filterGroupBy: q.filterGroupBy ?? {},
+  };
+}
+
+export async function findMeterDef(c: Context<AppEnv>, idOrSlug: string): Promise<MeterDef> {
+  const config = await cachedNamespaceConfig(database(c.env.DB), c.get("principal").namespace, settings(c.env).CONFIG_CACHE_SECONDS);
+  const meter = config.meters.find((m) => m.slug === idOrSlug || m.id === idOrSlug);
+  if (!meter) throw new ApiError("not_found", `no meter ${idOrSlug}`);
+  return meter;
+}
+
+/** Exact per-subject answers from each subject's Durable Object (read-your-writes). */
+export async function querySubjects(c: Context<AppEnv>, meter: MeterDef, spec: FoldSpec, subjects: readonly string[]): Promise<QueryResult["data"]> {
+  const namespace = c.get("principal").namespace;
+  const config = await cachedNamespaceConfig(database(c.env.DB), namespace, settings(c.env).CONFIG_CACHE_SECONDS);
+  const parts = await Promise.all(
+    subjects.map(async (subject) => {
+      const rows = await customer(c.env, { namespace, subject }).query({ namespace, subject }, config, meter.id, spec);
+      return rows.map((r) => ({ value: r.value, windowStart: iso(r.windowStart), windowEnd: iso(r.windowEnd), subject, groupBy: r.groupBy }));
+    }),
+  );
+  return parts.flat().sort((a, b) => (a.windowStart < b.windowStart ? -1 : a.windowStart > b.windowStart ? 1 : 0));
+}
+
+export function respond(c: Context<AppEnv>, spec: FoldSpec, data: QueryResult["data"], extra: Record<string, unknown> = {}): Response {
+  const result = {
+    ...(spec.from !== null ? { from: iso(spec.from) } : {}),
+    to: iso(spec.to),
+    ...(spec.windowSize ? { windowSize: spec.windowSize } : {}),
+    data,
+    ...extra,
+  };
+  if ((c.req.header("accept") ?? "").toLowerCase().includes("text/csv")) {
+    return new Response(toCsv(spec.groupBy, data), { headers: { "content-type": "text/csv; charset=utf-8" } });
+  }
+  return c.json(result, 200);
+}
+
+function csvField(v: string | number | null): string {
+  if (v === null) return "";
+  const s = String(v);
+  return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+export function toCsv(groupBy: readonly string[], data: QueryResult["data"]): string {
+  const lines = [["window_start", "window_end", "subject", ...groupBy, "value"].map(csvField).join(",")];
+  for (const r of data) lines.push([r.windowStart, r.windowEnd, r.subject, ...groupBy.map((g) => r.groupBy[g] ?? null), r.value].map(csvField).join(","));
+  return lines.join("\r\n") + "\r\n";
+}
+
+export const query = new OpenAPIHono<AppEnv>();
+
+const responses = {
+  200: {
+    description: "Usage; `Accept: text/csv` answers CSV (window_start, window_end, subject, group-by keys…, value)",
+    content: { "application/json": { schema: QueryResult }, "text/csv": { schema: z.string() } },
+  },
+  ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found"),
+};
+const params = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
+
+async function handle(c: Context<AppEnv>, raw: unknown): Promise<Response> {
+  const parsed = QueryRequest.safeParse(raw);
+  if (!parsed.success) throw new ApiError("validation_failed", "invalid query", { errors: zodIssues(parsed.error) });
+  const meter = await findMeterDef(c, c.req.param("meterIdOrSlug")!);
+  const spec = foldSpec(meter, parsed.data, Date.now());
+  const subjects = parsed.data.subject;
+  if (!subjects?.length) invalid("subject", "at least one subject is required");
+  return respond(c, spec, await querySubjects(c, meter, spec, [...new Set(subjects)]));
+}
+
+query.openAPIRegistry.registerPath(
+  createRoute({ method: "get", path: "/api/v1/meters/{meterIdOrSlug}/query", summary: "Query a meter (OpenMeter-compatible)", tags: ["Meters"], request: { params, query: QueryRequest }, responses }),
+);
+query.openAPIRegistry.registerPath(
+  createRoute({
+    method: "post",
+    path: "/api/v1/meters/{meterIdOrSlug}/query",
+    summary: "Query a meter (OpenMeter-compatible, body form)",
+    tags: ["Meters"],
+    request: { params, body: { required: true, content: { "application/json": { schema: QueryRequest } } } },
+    responses,
+  }),
+);
+query.get("/api/v1/meters/:meterIdOrSlug/query", requireScope("read"), (c) => handle(c, fromSearchParams(new URL(c.req.url).searchParams)));
+query.post("/api/v1/meters/:meterIdOrSlug/query", requireScope("read"), async (c) => {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch {
+    throw new ApiError("malformed_json", "the body is not valid JSON");
+  }
+  return handle(c, body);
+});
