@@ -125,6 +125,7 @@ function resolveAdminKey() {
 
   const key = newAdminKey();
   appendFileSync(DEV_VARS, `${text.length > 0 && !text.endsWith("\n") ? "\n" : ""}ADMIN_API_KEY=${key}\n`);
+  chmodSync(DEV_VARS, 0o600); // it holds a secret now
   return { key, origin: "appended" };
 }
 

@@ -5,5 +5,9 @@ declare global {
     interface Env {
       TEST_MIGRATIONS: D1Migration[];
     }
+    // Types `exports` from "cloudflare:workers" after the Worker's own entry module.
+    interface GlobalProps {
+      mainModule: typeof import("../src/index");
+    }
   }
 }

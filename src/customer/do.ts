@@ -6,11 +6,12 @@ import { settings, type Env } from "../env";
 import { registerSubject } from "../db/subjects";
 import { database } from "../db/client";
 import { readBuckets, readUniques } from "./buckets";
-import { ingestBatch, type Rejection } from "./ingest";
+import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
+import { ingestBatch, type IngestOutcome, type Rejection } from "./ingest";
+import { Jobs } from "./jobs";
 import { applyConfig, loadMeters, type ConfigSnapshot } from "./meters";
 import { getMeta, migrate, setMeta } from "./schema";
 import { Sql } from "./sql";
-import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
 
 export interface Identity {
   namespace: string;
@@ -26,18 +27,19 @@ export interface IngestResult {
 const PRUNE_EVERY_MS = 60 * 60_000;
 
 /**
- * One customer (namespace + subject): the truth for its usage. Every RPC runs its storage work
- * synchronously, so the runtime serialises them and no two can interleave inside a transaction.
+ * One customer (namespace + subject): the truth for its usage. Every RPC does its storage work
+ * synchronously, so the runtime serialises them and no two interleave inside a transaction.
  */
 export class CustomerDO extends DurableObject<Env> {
-  private readonly sql: Sql;
-  private meters: { version: number; set: MeterSet };
-  private identity: Identity | undefined;
-  private alarmAt: number | null | undefined;
+  protected readonly sql: Sql;
+  protected readonly jobs: Jobs;
+  protected meters: { version: number; set: MeterSet };
+  protected identity: Identity | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = new Sql(ctx.storage);
+    this.jobs = new Jobs(this.sql, ctx.storage);
     migrate(this.sql);
     this.meters = loadMeters(this.sql);
     const namespace = getMeta<string>(this.sql, "namespace");
@@ -48,10 +50,11 @@ export class CustomerDO extends DurableObject<Env> {
   async ingest(id: Identity, config: ConfigSnapshot, events: MeterEvent[]): Promise<IngestResult> {
     this.claim(id);
     const now = Date.now();
-    const retentionMs = settings(this.env).EVENT_RETENTION_DAYS * 86_400_000;
     const outcome = this.sql.transaction(() => {
       this.sync(config);
-      return ingestBatch(this.sql, this.meters.set, events, now, retentionMs);
+      const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs());
+      if (o.accepted > 0) this.counted(o, now);
+      return o;
     });
     if (outcome.accepted > 0) await this.afterWrite(now);
     return { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected };
@@ -76,29 +79,42 @@ export class CustomerDO extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
-    const now = Date.now();
-    this.alarmAt = null;
-    const retentionMs = settings(this.env).EVENT_RETENTION_DAYS * 86_400_000;
-    const remaining = pruneEvents(this.sql, minuteOf(now - retentionMs));
-    if (remaining > 0) await this.schedule(now + PRUNE_EVERY_MS);
+    await this.jobs.run({
+      prune: (now) => (pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null),
+      deliver: () => null,
+      flush: () => null,
+    });
+  }
+
+  /**
+   * Everything else a counted batch changes, inside the same transaction as the count
+   * (DESIGN invariant 1): entitlement usage, threshold crossings, snapshot bookkeeping.
+   */
+  protected counted(outcome: IngestOutcome, now: number): void {
+    this.jobs.due("prune", now + PRUNE_EVERY_MS);
+    void outcome;
+  }
+
+  protected retentionMs(): number {
+    return settings(this.env).EVENT_RETENTION_DAYS * 86_400_000;
   }
 
   /** Applies a newer definition set; an older one (a stale isolate cache) is ignored. Inside a transaction. */
-  private sync(config: ConfigSnapshot): void {
+  protected sync(config: ConfigSnapshot): void {
     if (config.version <= this.meters.version) return;
     applyConfig(this.sql, config);
     this.meters = loadMeters(this.sql);
   }
 
   /** Reads never claim: a DO that has stored nothing answers empty, whoever asks. */
-  private owns(id: Identity): boolean {
+  protected owns(id: Identity): boolean {
     if (!this.identity) return false;
     this.claim(id);
     return true;
   }
 
   /** The first writer names the DO's customer; a DO never serves another (tenant isolation). */
-  private claim(id: Identity): void {
+  protected claim(id: Identity): void {
     if (this.identity) {
       if (this.identity.namespace !== id.namespace || this.identity.subject !== id.subject) {
         throw new Error("customer durable object addressed with a foreign identity");
@@ -112,8 +128,8 @@ export class CustomerDO extends DurableObject<Env> {
     this.identity = id;
   }
 
-  private async afterWrite(now: number): Promise<void> {
-    await this.schedule(now + PRUNE_EVERY_MS);
+  protected async afterWrite(now: number): Promise<void> {
+    await this.jobs.arm();
     if (getMeta(this.sql, "registered") === undefined && this.identity) {
       // Outside the transaction on purpose: the usage is already durable; if D1 fails, the next batch retries.
       try {
@@ -123,13 +139,5 @@ export class CustomerDO extends DurableObject<Env> {
         console.error("subject registration failed; will retry", e);
       }
     }
-  }
-
-  /** Keeps one alarm, at the earliest time any job is due. */
-  private async schedule(at: number): Promise<void> {
-    if (this.alarmAt === undefined) this.alarmAt = await this.ctx.storage.getAlarm();
-    if (this.alarmAt !== null && this.alarmAt <= at) return;
-    await this.ctx.storage.setAlarm(at);
-    this.alarmAt = at;
   }
 }

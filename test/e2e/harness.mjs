@@ -86,8 +86,11 @@ async function launch(cfg) {
   live.add(pid);
 
   const lines = [];
+  let buildFailed = false;
   const collect = (chunk) => {
     const text = chunk.toString();
+    // wrangler dev does not exit on a build error (it waits for a file change): fail fast instead.
+    if (/Build failed/.test(text)) buildFailed = true;
     if (log) process.stderr.write(text);
     for (const line of text.split("\n")) if (line.trim()) lines.push(line);
     if (lines.length > OUTPUT_LINES_KEPT) lines.splice(0, lines.length - OUTPUT_LINES_KEPT);
@@ -138,7 +141,7 @@ async function launch(cfg) {
   };
 
   try {
-    await waitHealthy(baseUrl, exited, timeoutMs);
+    await waitHealthy(baseUrl, exited, timeoutMs, () => buildFailed);
   } catch (err) {
     await terminate("SIGKILL").catch(() => {});
     throw new Error(`${err.message}\n--- gateway output (last lines) ---\n${output()}`);
@@ -146,13 +149,14 @@ async function launch(cfg) {
   return gateway;
 }
 
-async function waitHealthy(baseUrl, exited, timeoutMs) {
+async function waitHealthy(baseUrl, exited, timeoutMs, hasBuildFailed) {
   const deadline = Date.now() + timeoutMs;
   let early = null;
   exited.then((e) => (early = e));
   let lastProblem = "no answer yet";
   while (Date.now() < deadline) {
     if (early) throw new Error(`gateway exited before it was healthy (code ${early.code}, signal ${early.signal})`);
+    if (hasBuildFailed()) throw new Error("wrangler could not build the Worker");
     try {
       const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
       await res.arrayBuffer().catch(() => {});
