@@ -207,11 +207,8 @@ export function computeBalance(input: ComputeBalanceInput): EntitlementBalance {
   let burnedTotal = 0;
   for (let i = 0; i < phases.length; i++) {
     const phaseStart = phases[i] as number;
-    const active: Grant[] = [];
-    for (const g of grants) {
-      if (isGrantActiveAt(g, phaseStart)) active.push(g);
-      else if (activeUntil(g) <= phaseStart) balances.set(g.id, 0); // expired or voided: the rest is lost
-    }
+    // Expired or voided grants simply drop out (their rest is lost: reported as 0 below).
+    const active = grants.filter((g) => isGrantActiveAt(g, phaseStart));
     // Usage is never credited back to grants: a phase whose net usage is negative burns nothing.
     const [left, burned] = burn(balances, active, overage + Math.max(0, phaseUsage[i] as number));
     overage = left;

@@ -141,7 +141,7 @@ export function newlyCrossedThresholds(
   const top = mostAdvancedReached(thresholds, after);
   const pick = (t: Threshold | null): Threshold | null => {
     if (t === null || alreadyFired.has(thresholdKey(t))) return null;
-    
+    if (before !== null && isThresholdReached(t, before)) return null;
     return t;
   };
   return { usage: pick(top.usage), balance: pick(top.balance) };

@@ -197,6 +197,39 @@ describe("fractional-hour offsets", () => {
   });
 });
 
+describe("transitions in the middle of a local hour", () => {
+  it("America/Caracas 2016-05-01, 02:30 -04:30 -> 03:00 -04: the 02:00 hour ends after 30 minutes", () => {
+    expect(windowOf("2016-05-01T06:40:00Z", "HOUR", "America/Caracas")).toEqual(["2016-05-01T06:30:00.000Z", "2016-05-01T07:00:00.000Z"]);
+    expect(windowOf("2016-05-01T07:10:00Z", "HOUR", "America/Caracas")).toEqual(["2016-05-01T07:00:00.000Z", "2016-05-01T08:00:00.000Z"]);
+    expect(windowOf("2016-05-01T12:00:00Z", "DAY", "America/Caracas")).toEqual(["2016-05-01T04:30:00.000Z", "2016-05-02T04:00:00.000Z"]);
+  });
+
+  it("Asia/Pyongyang 2018-05-04, 23:30 +08:30 -> 00:00 +09: a 23.5-hour day", () => {
+    expect(windowOf("2018-05-04T14:40:00Z", "HOUR", "Asia/Pyongyang")).toEqual(["2018-05-04T14:30:00.000Z", "2018-05-04T15:00:00.000Z"]);
+    expect(windowOf("2018-05-04T12:00:00Z", "DAY", "Asia/Pyongyang")).toEqual(["2018-05-03T15:30:00.000Z", "2018-05-04T15:00:00.000Z"]);
+    expect(windowOf("2018-05-04T15:10:00Z", "DAY", "Asia/Pyongyang")).toEqual(["2018-05-04T15:00:00.000Z", "2018-05-05T15:00:00.000Z"]);
+  });
+});
+
+describe("local midnight repeated or skipped", () => {
+  it("America/Havana falls back 01:00 -> 00:00 (2026-11-01): the day starts at the first midnight", () => {
+    expect(windowOf("2026-11-01T12:00:00Z", "DAY", "America/Havana")).toEqual(["2026-11-01T04:00:00.000Z", "2026-11-02T05:00:00.000Z"]);
+    expect(windowOf("2026-11-01T05:30:00Z", "DAY", "America/Havana")).toEqual(["2026-11-01T04:00:00.000Z", "2026-11-02T05:00:00.000Z"]);
+    expect(windowOf("2026-10-31T12:00:00Z", "DAY", "America/Havana")).toEqual(["2026-10-31T04:00:00.000Z", "2026-11-01T04:00:00.000Z"]);
+  });
+
+  it("America/Santiago springs 00:00 -> 01:00 (2026-09-06): the day starts at 01:00", () => {
+    expect(windowOf("2026-09-06T12:00:00Z", "DAY", "America/Santiago")).toEqual(["2026-09-06T04:00:00.000Z", "2026-09-07T03:00:00.000Z"]);
+    expect(windowOf("2026-09-05T12:00:00Z", "DAY", "America/Santiago")).toEqual(["2026-09-05T04:00:00.000Z", "2026-09-06T04:00:00.000Z"]);
+    expect(windowOf("2026-09-20T12:00:00Z", "MONTH", "America/Santiago")).toEqual(["2026-09-01T04:00:00.000Z", "2026-10-01T03:00:00.000Z"]);
+  });
+
+  it("America/Santiago falls back 24:00 -> 23:00 (2026-04-05): Saturday has 25 hours", () => {
+    expect(windowOf("2026-04-04T12:00:00Z", "DAY", "America/Santiago")).toEqual(["2026-04-04T03:00:00.000Z", "2026-04-05T04:00:00.000Z"]);
+    expect(windowOf("2026-04-05T03:30:00Z", "HOUR", "America/Santiago")).toEqual(["2026-04-05T03:00:00.000Z", "2026-04-05T04:00:00.000Z"]);
+  });
+});
+
 describe("a skipped local date (Pacific/Apia, 2011-12-30)", () => {
   it("goes from Dec 29 straight to Dec 31", () => {
     expect(windowOf("2011-12-29T20:00:00Z", "DAY", "Pacific/Apia")).toEqual(["2011-12-29T10:00:00.000Z", "2011-12-30T10:00:00.000Z"]);
@@ -241,6 +274,11 @@ describe("agrees with a minute-by-minute oracle around transitions", () => {
     ["Asia/Kolkata", "2026-01-14T00:00:00Z", "2026-01-16T00:00:00Z"],
     ["Asia/Kathmandu", "1985-12-30T00:00:00Z", "1986-01-02T00:00:00Z"],
     ["Pacific/Apia", "2011-12-28T00:00:00Z", "2012-01-01T00:00:00Z"],
+    ["America/Havana", "2026-10-30T00:00:00Z", "2026-11-03T00:00:00Z"],
+    ["America/Caracas", "2016-04-30T00:00:00Z", "2016-05-03T00:00:00Z"],
+    ["Asia/Pyongyang", "2018-05-03T00:00:00Z", "2018-05-06T00:00:00Z"],
+    ["America/Santiago", "2026-09-04T00:00:00Z", "2026-09-08T00:00:00Z"],
+    ["America/Santiago", "2026-04-03T00:00:00Z", "2026-04-07T00:00:00Z"],
   ];
   for (const [tz, fromIso, toIso] of cases) {
     for (const size of ["HOUR", "DAY"] as const) {
