@@ -13,7 +13,7 @@ export interface GatewayOptions {
   env?: Record<string, string | undefined>;
   /** Default: a random em_admin_… key, passed as $ADMIN_API_KEY (never written to .dev.vars). */
   adminKey?: string;
-  /** How long to wait for GET /healthz → 200. Default 60 000 ms. */
+  /** How long to wait for wrangler's "Ready on" line and then GET /healthz → 200. Default 60 000 ms. */
   timeoutMs?: number;
   /** Stream the gateway's output to stderr. Default: $EDGEMETER_E2E_LOG is set. */
   log?: boolean;

@@ -1,11 +1,12 @@
 // Start a real edgemeter gateway (`scripts/start.mjs` → `wrangler dev` → workerd) for end-to-end
 // tests and benchmarks. Plain ESM with Node built-ins only, so bench/ scripts can import it too.
 //
-//   const gw = await startGateway();               // free port, fresh temp state dir
+//   let gw = await startGateway();      // free port, fresh temp state dir, random admin key
 //   await fetch(`${gw.baseUrl}/healthz`);
-//   const again = await gw.restart();              // graceful stop, same port + state + key
-//   const afterCrash = await (await again.kill9(), again.start());
-//   await afterCrash.cleanup();                    // stop, and remove the temp state dir
+//   gw = await gw.restart();            // SIGTERM, then a new process: same port, state dir, key
+//   await gw.kill9();                   // crash: SIGKILL to the whole process group
+//   gw = await gw.start();              // back up on the same state
+//   await gw.cleanup();                 // stop, and remove the temp state dir
 //
 // Each gateway runs in its own process group (spawned detached), so stop() / kill9() take down
 // start.mjs, both wrangler processes and the workerd children together, by group id.
@@ -40,15 +41,20 @@ export async function startGateway(options = {}) {
   const ownsStateDir = options.stateDir === undefined;
   const stateDir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), "edgemeter-e2e-"));
   const adminKey = options.adminKey ?? `em_admin_${randomBytes(32).toString("base64url")}`;
-  return launch({
-    port,
-    stateDir,
-    ownsStateDir,
-    adminKey,
-    env: options.env ?? {},
-    timeoutMs: options.timeoutMs ?? 60_000,
-    log: options.log ?? Boolean(process.env.EDGEMETER_E2E_LOG),
-  });
+  try {
+    return await launch({
+      port,
+      stateDir,
+      ownsStateDir,
+      adminKey,
+      env: options.env ?? {},
+      timeoutMs: options.timeoutMs ?? 60_000,
+      log: options.log ?? Boolean(process.env.EDGEMETER_E2E_LOG),
+    });
+  } catch (err) {
+    if (ownsStateDir) rmSync(stateDir, { recursive: true, force: true });
+    throw err;
+  }
 }
 
 async function launch(cfg) {
@@ -86,17 +92,29 @@ async function launch(cfg) {
   live.add(pid);
 
   const lines = [];
-  let buildFailed = false;
-  const collect = (chunk) => {
-    const text = chunk.toString();
-    // wrangler dev does not exit on a build error (it waits for a file change): fail fast instead.
-    if (/Build failed/.test(text)) buildFailed = true;
-    if (log) process.stderr.write(text);
-    for (const line of text.split("\n")) if (line.trim()) lines.push(line);
-    if (lines.length > OUTPUT_LINES_KEPT) lines.splice(0, lines.length - OUTPUT_LINES_KEPT);
+  const state = { buildFailed: false, ready: false };
+  const readyLine = new RegExp(`Ready on https?://127\\.0\\.0\\.1:${port}\\b`);
+  const collector = () => {
+    let partial = "";
+    return (chunk) => {
+      const text = chunk.toString();
+      if (log) process.stderr.write(text);
+      const parts = (partial + text).split("\n");
+      partial = parts.pop() ?? "";
+      for (const line of parts) {
+        if (!line.trim()) continue;
+        lines.push(line);
+        // Only our own wrangler's "Ready" counts: a foreign server that grabbed the port between
+        // freePort() and wrangler's bind would answer /healthz too, while wrangler exits.
+        if (readyLine.test(line)) state.ready = true;
+        // wrangler dev does not exit on a build error (it waits for a file change): fail fast instead.
+        if (line.includes("Build failed")) state.buildFailed = true;
+      }
+      if (lines.length > OUTPUT_LINES_KEPT) lines.splice(0, lines.length - OUTPUT_LINES_KEPT);
+    };
   };
-  child.stdout.on("data", collect);
-  child.stderr.on("data", collect);
+  child.stdout.on("data", collector());
+  child.stderr.on("data", collector());
   const output = () => lines.join("\n");
 
   /** @type {Promise<{ code: number | null, signal: string | null }>} */
@@ -141,7 +159,7 @@ async function launch(cfg) {
   };
 
   try {
-    await waitHealthy(baseUrl, exited, timeoutMs, () => buildFailed);
+    await waitHealthy(baseUrl, exited, timeoutMs, state);
   } catch (err) {
     await terminate("SIGKILL").catch(() => {});
     throw new Error(`${err.message}\n--- gateway output (last lines) ---\n${output()}`);
@@ -149,23 +167,23 @@ async function launch(cfg) {
   return gateway;
 }
 
-async function waitHealthy(baseUrl, exited, timeoutMs, hasBuildFailed) {
+async function waitHealthy(baseUrl, exited, timeoutMs, state) {
   const deadline = Date.now() + timeoutMs;
   let early = null;
   exited.then((e) => (early = e));
-  let lastProblem = "no answer yet";
+  let lastProblem = "wrangler has not reported Ready yet";
   while (Date.now() < deadline) {
     if (early) throw new Error(`gateway exited before it was healthy (code ${early.code}, signal ${early.signal})`);
-    if (hasBuildFailed()) throw new Error("wrangler could not build the Worker");
-    try {
-      const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
-      await res.arrayBuffer().catch(() => {});
-      // A foreign server that happened to take the port would also answer; the exit check above
-      // catches the usual outcome of that race (wrangler fails to bind and exits).
-      if (res.status === 200 && !early) return;
-      lastProblem = `GET /healthz answered ${res.status}`;
-    } catch (err) {
-      lastProblem = err.cause?.code ?? err.message;
+    if (state.buildFailed) throw new Error("wrangler could not build the Worker");
+    if (state.ready) {
+      try {
+        const res = await fetch(`${baseUrl}/healthz`, { signal: AbortSignal.timeout(2_000) });
+        await res.arrayBuffer().catch(() => {});
+        if (res.status === 200 && !early) return;
+        lastProblem = `GET /healthz answered ${res.status}`;
+      } catch (err) {
+        lastProblem = `GET /healthz: ${err.cause?.code ?? err.message}`;
+      }
     }
     await sleep(250);
   }
