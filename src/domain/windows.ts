@@ -41,12 +41,12 @@ type Zone = {
   readonly fmt: Intl.DateTimeFormat | null;
   /** Last window per size as [start, end) pairs: HOUR at 0-1, DAY at 2-3, MONTH at 4-5. */
   readonly memo: Float64Array;
-  /** Windows by local label (see labelKey), per size: HOUR, DAY, MONTH. */
+  /** Windows by local label (key built in remember), per size: HOUR, DAY, MONTH. */
   readonly byLabel: readonly [Map<number, Window>, Map<number, Window>, Map<number, Window>];
 };
 
-// Bounded because the zone name comes from a query parameter; at most
-// 64 zones x 3 sizes x 512 windows stays a few MB in the worst case.
+// Bounded because the zone name comes from a query parameter: at worst 64 zones x 3 sizes x
+// 512 windows, well under 10 MB of the isolate's 128 MB.
 const ZONE_CACHE_LIMIT = 64;
 const LABEL_CACHE_LIMIT = 512;
 const zones = new Map<string, Zone>();

@@ -1,11 +1,5 @@
 import { describe, expect, it } from "vitest";
-import {
-  isValidTimeZone,
-  minuteOf,
-  nextWindowStart,
-  windowStart,
-  type WindowSize,
-} from "../../src/domain/windows";
+import { isValidTimeZone, minuteOf, nextWindowStart, windowStart, type WindowSize } from "../../src/domain/windows";
 
 const at = (iso: string): number => {
   const ms = Date.parse(iso);
@@ -48,20 +42,15 @@ describe("minuteOf", () => {
 });
 
 describe("isValidTimeZone", () => {
-  it.each(["UTC", "Etc/UTC", "America/New_York", "Europe/Berlin", "Asia/Kolkata", "Asia/Kathmandu", "Australia/Lord_Howe"])(
-    "accepts %s",
-    (tz) => {
-      expect(isValidTimeZone(tz)).toBe(true);
-    },
-  );
+  it.each(["UTC", "Etc/UTC", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe"])("accepts %s", (tz) => {
+    expect(isValidTimeZone(tz)).toBe(true);
+  });
 
-  it.each(["", "Mars/Olympus_Mons", "+05:30", "-03:00", "05:30", "Local", "America/New_York/Extra", "x".repeat(100)])(
-    "rejects %j",
-    (tz) => {
-      expect(isValidTimeZone(tz)).toBe(false);
-      expect(isValidTimeZone(tz)).toBe(false); // cached answer agrees
-    },
-  );
+  const invalid = ["", "Mars/Olympus_Mons", "+05:30", "-03:00", "05:30", "Local", "America/New_York/Extra", "x".repeat(100)];
+  it.each(invalid)("rejects %j", (tz) => {
+    expect(isValidTimeZone(tz)).toBe(false);
+    expect(isValidTimeZone(tz)).toBe(false); // the cached answer agrees
+  });
 
   it("makes windowStart throw a RangeError naming the zone", () => {
     expect(() => windowStart(0, "DAY", "Mars/Olympus_Mons")).toThrow(/invalid time zone "Mars\/Olympus_Mons"/);
