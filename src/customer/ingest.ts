@@ -34,9 +34,11 @@ export function ingestBatch(sql: Sql, meters: MeterSet, events: readonly MeterEv
 
   // Same (source, id) twice in one request: the first occurrence stands for the event.
   const firsts = new Map<string, MeterEvent>();
+  const repeats: [MeterEvent, MeterEvent][] = [];
   for (const ev of events) {
     const key = `${ev.source}\u0000${ev.id}`;
-    if (firsts.has(key)) duplicates++;
+    const first = firsts.get(key);
+    if (first) repeats.push([ev, first]);
     else firsts.set(key, ev);
   }
 
@@ -73,6 +75,12 @@ export function ingestBatch(sql: Sql, meters: MeterSet, events: readonly MeterEv
   }
   addToBuckets(sql, buckets.deltas(), buckets.uniques());
 
+  // A repeat shares its first occurrence's fate: counted once if that was, rejected alongside it if not.
+  const rejectedAt = new Set(rejected.map((r) => r.index));
+  for (const [ev, first] of repeats) {
+    if (rejectedAt.has(first.index)) reject(ev, `same (source, id) as event ${first.index}, which was rejected`);
+    else duplicates++;
+  }
   rejected.sort((a, b) => a.index - b.index);
   return { accepted: fresh.length, duplicates, rejected, acceptedIndexes: fresh.map((f) => f.ev.index), buckets };
 }

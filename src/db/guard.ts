@@ -12,8 +12,10 @@ export function checkStatement(query: string, params: number): void {
   if (params > MAX_BOUND_PARAMETERS) {
     throw new StatementLimitError(`statement binds ${params} parameters; the production limit is ${MAX_BOUND_PARAMETERS}: ${query.slice(0, 120)}`);
   }
-  if (query.length > MAX_STATEMENT_BYTES) {
-    throw new StatementLimitError(`statement is ${query.length} bytes; the production limit is ${MAX_STATEMENT_BYTES}`);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only long statements need encoding to be measured.
+  if (query.length * 3 > MAX_STATEMENT_BYTES) {
+    const bytes = new TextEncoder().encode(query).byteLength;
+    if (bytes > MAX_STATEMENT_BYTES) throw new StatementLimitError(`statement is ${bytes} bytes; the production limit is ${MAX_STATEMENT_BYTES}`);
   }
 }
 

@@ -17,11 +17,12 @@ export async function listKeys(db: Db, namespace: string): Promise<ApiKeyRow[]> 
   return db.select().from(apiKeys).where(and(eq(apiKeys.namespace, namespace), isNull(apiKeys.revokedAt))).orderBy(desc(apiKeys.createdAt));
 }
 
-export async function revokeKey(db: Db, namespace: string, id: string, now: number): Promise<boolean> {
+/** `namespace` null: any namespace (only for the ADMIN_API_KEY, which creates keys everywhere). */
+export async function revokeKey(db: Db, namespace: string | null, id: string, now: number): Promise<boolean> {
   const res = await db
     .update(apiKeys)
     .set({ revokedAt: now })
-    .where(and(eq(apiKeys.namespace, namespace), eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
+    .where(and(namespace === null ? undefined : eq(apiKeys.namespace, namespace), eq(apiKeys.id, id), isNull(apiKeys.revokedAt)))
     .returning({ id: apiKeys.id });
   return res.length > 0;
 }

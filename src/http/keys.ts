@@ -81,23 +81,30 @@ keys.openapi(
     path: "/api/v1/keys",
     summary: "List the namespace's API keys (never their secrets)",
     tags: ["Keys"],
+    request: { query: z.object({ namespace: Namespace.optional().openapi({ description: "Only for the ADMIN_API_KEY: list another namespace's keys." }) }) },
     responses: { 200: { description: "Keys", content: { "application/json": { schema: z.array(ApiKey) } } }, ...errorResponses("unauthenticated", "forbidden") },
   }),
-  async (c) => c.json((await listKeys(database(c.env.DB), c.get("principal").namespace)).map(toApi), 200),
+  async (c) => {
+    const p = c.get("principal");
+    const namespace = c.req.valid("query").namespace ?? p.namespace;
+    if (namespace !== p.namespace && !p.root) throw new ApiError("forbidden", "only the ADMIN_API_KEY may list keys of another namespace");
+    return c.json((await listKeys(database(c.env.DB), namespace)).map(toApi), 200);
+  },
 );
 
 keys.openapi(
   createRoute({
     method: "delete",
     path: "/api/v1/keys/{id}",
-    summary: "Revoke an API key",
+    summary: "Revoke an API key (the ADMIN_API_KEY may revoke keys of any namespace)",
     tags: ["Keys"],
     request: { params: z.object({ id: z.string().min(1).max(64) }) },
     responses: { 204: { description: "Revoked" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),
   async (c) => {
     const { id } = c.req.valid("param");
-    if (!(await revokeKey(database(c.env.DB), c.get("principal").namespace, id, Date.now()))) {
+    const p = c.get("principal");
+    if (!(await revokeKey(database(c.env.DB), p.root ? null : p.namespace, id, Date.now()))) {
       throw new ApiError("not_found", `no API key ${id}`);
     }
     forgetKey(id);
