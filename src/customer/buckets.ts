@@ -1,4 +1,5 @@
 import type { BucketDelta, UniqueEntry } from "../domain/metering";
+import { markDropped } from "./snapshots";
 import { jsonChunks, type Sql } from "./sql";
 
 /**
@@ -46,9 +47,10 @@ export interface BucketRow extends Record<string, SqlStorageValue> {
   latest: number | null;
 }
 
+/** In (minute, group_key) order: foldBuckets' LATEST tie-break follows it, and D1 reports mirror that rule. */
 export function readBuckets(sql: Sql, meterId: string, fromMinute: number, toMinute: number): BucketRow[] {
   return sql.all<BucketRow>(
-    "SELECT minute, group_key, sum, count, min, max, latest_at, latest FROM buckets WHERE meter_id = ? AND minute >= ? AND minute < ? ORDER BY minute",
+    "SELECT minute, group_key, sum, count, min, max, latest_at, latest FROM buckets WHERE meter_id = ? AND minute >= ? AND minute < ? ORDER BY minute, group_key",
     meterId,
     fromMinute,
     toMinute,
@@ -72,6 +74,7 @@ export function readUniques(sql: Sql, meterId: string, fromMinute: number, toMin
 
 /** Forgets a meter's buckets from `fromMinute` on (all of them with 0), before re-metering those minutes. */
 export function dropBuckets(sql: Sql, meterId: string, fromMinute = 0): void {
+  markDropped(sql, meterId, fromMinute);
   sql.exec("DELETE FROM buckets WHERE meter_id = ? AND minute >= ?", meterId, fromMinute);
   sql.exec("DELETE FROM uniques WHERE meter_id = ? AND minute >= ?", meterId, fromMinute);
 }

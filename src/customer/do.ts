@@ -11,6 +11,14 @@ import { ingestBatch, type IngestOutcome, type Rejection } from "./ingest";
 import { Jobs } from "./jobs";
 import { applyConfig, loadMeters, type ConfigSnapshot } from "./meters";
 import { getMeta, migrate, setMeta } from "./schema";
+import type { EntitlementCreate, EntitlementValue, GrantCreate } from "../domain/entitlement";
+import { checkAndRecord, type CheckAnswer, type CheckInput } from "./check";
+import { countEntitlementUsage, rebuildForMeters } from "./counters";
+import { listEntitlements, ok, toRecord, type EntitlementRecord, type Result } from "./entitlements";
+import { loadGrants, toGrants, type GrantRow } from "./grants";
+import * as ops from "./operations";
+import { ensureCurrent, resetSegment, type ResetRequest } from "./segments";
+import { SnapshotFlusher, type FlushReport } from "./snapshots";
 import { Sql } from "./sql";
 
 export interface Identity {
@@ -33,6 +41,7 @@ const PRUNE_EVERY_MS = 60 * 60_000;
 export class CustomerDO extends DurableObject<Env> {
   protected readonly sql: Sql;
   protected readonly jobs: Jobs;
+  protected readonly snapshots: SnapshotFlusher;
   protected meters: { version: number; set: MeterSet };
   protected identity: Identity | undefined;
 
@@ -40,6 +49,7 @@ export class CustomerDO extends DurableObject<Env> {
     super(ctx, env);
     this.sql = new Sql(ctx.storage);
     this.jobs = new Jobs(this.sql, ctx.storage);
+    this.snapshots = new SnapshotFlusher(this.sql, this.jobs, env, () => this.identity);
     migrate(this.sql);
     this.meters = loadMeters(this.sql);
     const namespace = getMeta<string>(this.sql, "namespace");
@@ -78,11 +88,115 @@ export class CustomerDO extends DurableObject<Env> {
     return listEvents(this.sql, q);
   }
 
+  /** A no-op round trip (GET /healthz/do): the floor every other RPC's latency is measured against. */
+  ping(): boolean {
+    return true;
+  }
+
+  // ---- Entitlements and grants (operations.ts, check.ts). Each call is one synchronous transaction. ----
+
+  /** The first entitlement may come before the first event: creating one names the DO's customer. */
+  async createEntitlement(id: Identity, config: ConfigSnapshot, input: EntitlementCreate): Promise<Result<EntitlementRecord>> {
+    this.claim(id);
+    return this.write(config, (now) => ops.createEntitlement(this.sql, input, now));
+  }
+
+  listEntitlements(id: Identity, config: ConfigSnapshot, includeDeleted: boolean): EntitlementRecord[] {
+    const r = this.read(id, config, (now) =>
+      ok(listEntitlements(this.sql, includeDeleted).map((e) => {
+        if (e.def.metered && e.deletedAt === null) ensureCurrent(this.sql, e, toGrants(loadGrants(this.sql, e.id)), now);
+        return toRecord(e, now);
+      })),
+    );
+    return r.ok ? r.value : [];
+  }
+
+  getEntitlement(id: Identity, config: ConfigSnapshot, idOrFeature: string): Result<EntitlementRecord> {
+    return this.read(id, config, (now) => ops.getEntitlement(this.sql, idOrFeature, now));
+  }
+
+  async deleteEntitlement(id: Identity, config: ConfigSnapshot, idOrFeature: string): Promise<Result<null>> {
+    if (!this.owns(id)) return unknownSubject(id);
+    return this.write(config, (now) => ops.deleteEntitlement(this.sql, idOrFeature, now));
+  }
+
+  /** Served from the running counters (read-your-writes); `time` in the past is computed from buckets. */
+  entitlementValue(id: Identity, config: ConfigSnapshot, idOrFeature: string, time: number | null): Result<EntitlementValue & { entitlementId: string }> {
+    return this.read(id, config, (now) => ops.entitlementValue(this.sql, idOrFeature, time, now));
+  }
+
+  async resetEntitlement(id: Identity, config: ConfigSnapshot, idOrFeature: string, req: ResetRequest): Promise<Result<null>> {
+    if (!this.owns(id)) return unknownSubject(id);
+    return this.write(config, (now) => {
+      const e = ops.findLive(this.sql, idOrFeature);
+      return e.ok ? resetSegment(this.sql, e.value, toGrants(loadGrants(this.sql, e.value.id)), req, now) : e;
+    });
+  }
+
+  async createGrant(id: Identity, config: ConfigSnapshot, idOrFeature: string, input: GrantCreate): Promise<Result<GrantRow>> {
+    if (!this.owns(id)) return unknownSubject(id);
+    return this.write(config, (now) => ops.createGrant(this.sql, idOrFeature, input, now));
+  }
+
+  listGrants(id: Identity, idOrFeature: string): Result<GrantRow[]> {
+    return this.read(id, null, () => ops.listGrants(this.sql, idOrFeature));
+  }
+
+  async voidGrant(id: Identity, config: ConfigSnapshot, grantId: string, at: number | null): Promise<Result<null>> {
+    if (!this.owns(id)) return unknownSubject(id);
+    return this.write(config, (now) => ops.voidGrant(this.sql, grantId, at, now));
+  }
+
+  /** Decides and, when allowed, records the event, in one transaction (check.ts). */
+  async check(id: Identity, config: ConfigSnapshot, input: CheckInput): Promise<Result<CheckAnswer>> {
+    if (!this.owns(id)) return unknownSubject(id);
+    const now = Date.now();
+    let recorded = false;
+    const r = this.sql.transaction(() => {
+      this.sync(config);
+      return checkAndRecord(this.sql, this.meters.set, input, now, (events) => {
+        const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs());
+        if (o.accepted > 0) {
+          this.counted(o, now);
+          recorded = true;
+        }
+        return o;
+      });
+    });
+    if (recorded) await this.afterWrite(now);
+    return r;
+  }
+
+  /** Reads never claim: a subject that has stored nothing is unknown. A read may still roll a period over. */
+  protected read<T>(id: Identity, config: ConfigSnapshot | null, fn: (now: number) => Result<T>): Result<T> {
+    if (!this.owns(id)) return unknownSubject(id);
+    const now = Date.now();
+    return this.sql.transaction(() => {
+      if (config) this.sync(config);
+      return fn(now);
+    });
+  }
+
+  protected async write<T>(config: ConfigSnapshot, fn: (now: number) => Result<T>): Promise<Result<T>> {
+    const now = Date.now();
+    const r = this.sql.transaction(() => {
+      this.sync(config);
+      return fn(now);
+    });
+    if (r.ok) await this.afterWrite(now);
+    return r;
+  }
+
+  /** The cron's safety net (src/jobs/cron.ts): flush to D1 now, even with nothing changed. */
+  async flushSnapshots(id: Identity): Promise<FlushReport | null> {
+    return this.owns(id) ? this.snapshots.nudge() : null;
+  }
+
   override async alarm(): Promise<void> {
     await this.jobs.run({
       prune: (now) => (pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null),
       deliver: () => null,
-      flush: () => null,
+      flush: () => this.snapshots.job(),
     });
   }
 
@@ -92,7 +206,8 @@ export class CustomerDO extends DurableObject<Env> {
    */
   protected counted(outcome: IngestOutcome, now: number): void {
     this.jobs.due("prune", now + PRUNE_EVERY_MS);
-    void outcome;
+    countEntitlementUsage(this.sql, outcome.buckets, now);
+    this.snapshots.changed(outcome.buckets, now);
   }
 
   protected retentionMs(): number {
@@ -102,8 +217,12 @@ export class CustomerDO extends DurableObject<Env> {
   /** Applies a newer definition set; an older one (a stale isolate cache) is ignored. Inside a transaction. */
   protected sync(config: ConfigSnapshot): void {
     if (config.version <= this.meters.version) return;
-    applyConfig(this.sql, config);
+    const { remetered } = applyConfig(this.sql, config);
     this.meters = loadMeters(this.sql);
+    // Re-metered buckets replace what entitlement counters were built from.
+    const slugs = new Set(remetered.map((r) => r.slug));
+    rebuildForMeters(this.sql, new Set(config.meters.filter((m) => slugs.has(m.slug)).map((m) => m.id)), Date.now());
+    this.snapshots.afterConfig(Date.now());
   }
 
   /** Reads never claim: a DO that has stored nothing answers empty, whoever asks. */
@@ -140,4 +259,8 @@ export class CustomerDO extends DurableObject<Env> {
       }
     }
   }
+}
+
+function unknownSubject(id: Identity): Result<never> {
+  return { ok: false, code: "not_found", detail: `subject ${id.subject} is unknown: it has neither events nor entitlements`, missing: "subject" };
 }

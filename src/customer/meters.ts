@@ -2,6 +2,7 @@ import { BucketAccumulator, compileMeter, MeterSet, readEvent, type CompiledMete
 import { meterFingerprint, type MeterDef } from "../domain/meter";
 import { addToBuckets, dropBuckets } from "./buckets";
 import { getMeta, setMeta } from "./schema";
+import { markChanged } from "./snapshots";
 import type { Sql } from "./sql";
 
 export interface ConfigSnapshot {
@@ -68,5 +69,6 @@ function remeter(sql: Sql, meter: CompiledMeter, fromTime: number): number {
     else skipped++;
   }
   addToBuckets(sql, acc.deltas(), acc.uniques());
+  markChanged(sql, acc.deltas());
   return skipped;
 }

@@ -10,6 +10,22 @@ import type { Sql } from "./sql";
  * uniques  the distinct values a UNIQUE_COUNT meter saw per bucket (distinct counts do not add up).
  * meters   the meter definitions this DO last counted with, to detect changes and re-meter.
  * meta     identity (namespace, subject), config version, pruning watermark, schema version.
+ *
+ * Version 2 — entitlements (src/customer/entitlements.ts):
+ * entitlements         one row per entitlement; `def` is the immutable definition (JSON), the other
+ *                      columns the running state of the current measurement segment: [seg_start,
+ *                      seg_end) is from the last reset (or period start, or measureUsageFrom) to the
+ *                      end of the usage period; start_state holds the grant balances and overage
+ *                      carried into it; phases the usage per burn phase (SUM/COUNT running counters);
+ *                      latest_at/latest the LATEST value. One live entitlement per feature key.
+ * grants               one row per grant, voided in place (never deleted: burn-down history needs it).
+ * entitlement_periods  every segment an entitlement has had, with the state it started from: what a
+ *                      value at a past `time` is computed from.
+ *
+ * Snapshots (src/customer/snapshots.ts):
+ * snapshot_windows     one row per (meter, 15-minute window) counted in: `version` grows with each
+ *                      change, `flushed` is the version D1 last received, `reset` that the window's
+ *                      buckets were dropped and rebuilt. Existing buckets start out unflushed.
  */
 const MIGRATIONS: string[] = [
   `CREATE TABLE events (
@@ -24,6 +40,24 @@ const MIGRATIONS: string[] = [
      meter_id TEXT NOT NULL, minute INTEGER NOT NULL, group_key TEXT NOT NULL, value TEXT NOT NULL,
      PRIMARY KEY (meter_id, minute, group_key, value)) WITHOUT ROWID;
    CREATE TABLE meters (id TEXT PRIMARY KEY, slug TEXT NOT NULL, fingerprint TEXT NOT NULL, def TEXT NOT NULL) WITHOUT ROWID;`,
+  `CREATE TABLE entitlements (
+     id TEXT PRIMARY KEY, feature_id TEXT NOT NULL, feature_key TEXT NOT NULL, type TEXT NOT NULL, def TEXT NOT NULL,
+     anchor INTEGER, seg_start INTEGER, seg_end INTEGER, start_state TEXT, phases TEXT, latest_at INTEGER, latest REAL,
+     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, deleted_at INTEGER) WITHOUT ROWID;
+   CREATE UNIQUE INDEX entitlements_feature_live ON entitlements (feature_key) WHERE deleted_at IS NULL;
+   CREATE TABLE grants (
+     id TEXT PRIMARY KEY, entitlement_id TEXT NOT NULL, def TEXT NOT NULL, voided_at INTEGER,
+     created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE INDEX grants_entitlement ON grants (entitlement_id);
+   CREATE TABLE entitlement_periods (
+     entitlement_id TEXT NOT NULL, start_at INTEGER NOT NULL, end_at INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+     PRIMARY KEY (entitlement_id, start_at)) WITHOUT ROWID;`,
+  `CREATE TABLE snapshot_windows (
+     meter_id TEXT NOT NULL, window_start INTEGER NOT NULL,
+     version INTEGER NOT NULL, flushed INTEGER NOT NULL, reset INTEGER NOT NULL,
+     PRIMARY KEY (meter_id, window_start)) WITHOUT ROWID;
+   INSERT INTO snapshot_windows (meter_id, window_start, version, flushed, reset)
+     SELECT DISTINCT meter_id, (minute / 900000) * 900000, 1, 0, 0 FROM buckets;`,
 ];
 
 export function migrate(sql: Sql): void {

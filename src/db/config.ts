@@ -1,6 +1,8 @@
 import type { MeterDef } from "../domain/meter";
+import type { ChannelDef, RuleDef } from "../domain/notification";
 import type { Db } from "./client";
 import { configVersionQuery, listMetersQuery, toMeterDef } from "./meters";
+import { listChannelsQuery, listRulesQuery, toChannelDef, toRuleDef } from "./notifications";
 
 /**
  * The definitions a customer Durable Object counts with, tagged with the namespace's version.
@@ -9,12 +11,19 @@ import { configVersionQuery, listMetersQuery, toMeterDef } from "./meters";
 export interface NamespaceConfig {
   version: number;
   meters: MeterDef[];
+  channels: ChannelDef[];
+  rules: RuleDef[];
 }
 
 /** One D1 batch (a transaction), so the version and the definitions it stands for are read together. */
 export async function readNamespaceConfig(db: Db, namespace: string): Promise<NamespaceConfig> {
-  const [version, meters] = await db.batch([configVersionQuery(db, namespace), listMetersQuery(db, namespace)]);
-  return { version: version[0]?.v ?? 0, meters: meters.map(toMeterDef) };
+  const [version, meters, channels, rules] = await db.batch([
+    configVersionQuery(db, namespace),
+    listMetersQuery(db, namespace),
+    listChannelsQuery(db, namespace),
+    listRulesQuery(db, namespace),
+  ]);
+  return { version: version[0]?.v ?? 0, meters: meters.map(toMeterDef), channels: channels.map(toChannelDef), rules: rules.map(toRuleDef) };
 }
 
 const cache = new Map<string, { config: Promise<NamespaceConfig>; expires: number }>();

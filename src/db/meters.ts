@@ -17,7 +17,8 @@ export function toMeterDef(r: MeterRow): MeterDef {
   };
 }
 
-function bumpVersion(db: Db, namespace: string) {
+/** Every definition change (meters, features) bumps it, in the same D1 batch as the change. */
+export function bumpVersion(db: Db, namespace: string) {
   return db
     .insert(namespaceConfig)
     .values({ namespace, version: 1 })

@@ -1,5 +1,5 @@
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 
 /**
  * D1 holds definitions (keys, meters, …) and derived copies for reporting.
@@ -59,4 +59,162 @@ export const subjects = sqliteTable(
     createdAt: integer("created_at").notNull(),
   },
   (t) => [primaryKey({ columns: [t.namespace, t.key] })],
+);
+
+/**
+ * OpenMeter features: what an entitlement grants access to. A metered feature names a meter by slug
+ * (resolved to the meter's id when an entitlement is created, as OpenMeter does). Archiving keeps the
+ * row so existing entitlements still resolve; the key becomes free for a new feature.
+ */
+export const features = sqliteTable(
+  "features",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    key: text("key").notNull(),
+    name: text("name").notNull(),
+    meterSlug: text("meter_slug"),
+    meterGroupByFilters: text("meter_group_by_filters", { mode: "json" }).$type<Record<string, string> | null>(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string> | null>(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    archivedAt: integer("archived_at"),
+  },
+  (t) => [uniqueIndex("features_ns_key_live").on(t.namespace, t.key).where(sql`archived_at IS NULL`), index("features_ns").on(t.namespace)],
+);
+
+/**
+ * Where each grant lives: grants are kept in their subject's Durable Object, but
+ * `DELETE /api/v1/grants/{grantId}` names only the grant. Written before the grant itself, so a
+ * grant is never unreachable; a row whose grant was never created only makes that id answer 404.
+ */
+export const grantIndex = sqliteTable(
+  "grant_index",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    subject: text("subject").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("grant_index_ns").on(t.namespace)],
+);
+
+/** Webhook channels. The signing secret is kept in the clear: it is needed to sign, not just to check. */
+export const notificationChannels = sqliteTable(
+  "notification_channels",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    name: text("name").notNull(),
+    url: text("url").notNull(),
+    customHeaders: text("custom_headers", { mode: "json" }).$type<Record<string, string>>().notNull(),
+    signingSecret: text("signing_secret").notNull(),
+    disabled: integer("disabled", { mode: "boolean" }).notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string> | null>(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [index("notification_channels_ns").on(t.namespace)],
+);
+
+export const notificationRules = sqliteTable(
+  "notification_rules",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    type: text("type").notNull(),
+    name: text("name").notNull(),
+    disabled: integer("disabled", { mode: "boolean" }).notNull(),
+    channels: text("channels", { mode: "json" }).$type<string[]>().notNull(),
+    features: text("features", { mode: "json" }).$type<string[]>().notNull(),
+    thresholds: text("thresholds", { mode: "json" }).$type<{ type: string; value: number }[]>().notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, string> | null>(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [index("notification_rules_ns").on(t.namespace)],
+);
+
+/**
+ * A copy of each notification and its delivery status, for namespace-wide listing. The customer
+ * Durable Object's outbox is the truth; it rewrites its row here (absolute values) after each change.
+ */
+export const notificationEvents = sqliteTable(
+  "notification_events",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    ruleId: text("rule_id").notNull(),
+    type: text("type").notNull(),
+    subject: text("subject").notNull(),
+    featureKey: text("feature_key"),
+    createdAt: integer("created_at").notNull(),
+    payload: text("payload", { mode: "json" }).$type<unknown>().notNull(),
+    deliveries: text("deliveries", { mode: "json" }).$type<unknown[]>().notNull(),
+  },
+  (t) => [index("notification_events_ns_time").on(t.namespace, t.createdAt)],
+);
+
+/**
+ * Usage snapshots: each customer Durable Object's minute buckets folded into 15-minute rows (see
+ * src/domain/rollup.ts for why 15 minutes), written with absolute values by the DO's flush, so a
+ * repeated flush rewrites the same values. The key puts the window before the subject: reports
+ * scan one meter's time range across all subjects, and a flush addresses (window, subject) exactly.
+ * Retention pruning walks `meters` and this key's (namespace, meter_id, window_start) prefix, so
+ * no second index costs a write per new row.
+ */
+export const usageSnapshots = sqliteTable(
+  "usage_snapshots",
+  {
+    namespace: text("namespace").notNull(),
+    meterId: text("meter_id").notNull(),
+    windowStart: integer("window_start").notNull(),
+    subject: text("subject").notNull(),
+    groupKey: text("group_key").notNull(),
+    sum: real("sum").notNull(),
+    count: integer("count").notNull(),
+    min: real("min"),
+    max: real("max"),
+    latestAt: integer("latest_at").notNull(),
+    latest: real("latest"),
+  },
+  (t) => [primaryKey({ columns: [t.namespace, t.meterId, t.windowStart, t.subject, t.groupKey] })],
+);
+
+/**
+ * The distinct values a UNIQUE_COUNT meter saw per snapshot row: distinct counts do not add up
+ * across rows or subjects, so reports count distinct values over the union instead.
+ */
+export const usageSnapshotUniques = sqliteTable(
+  "usage_snapshot_uniques",
+  {
+    namespace: text("namespace").notNull(),
+    meterId: text("meter_id").notNull(),
+    windowStart: integer("window_start").notNull(),
+    subject: text("subject").notNull(),
+    groupKey: text("group_key").notNull(),
+    value: text("value").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.namespace, t.meterId, t.windowStart, t.subject, t.groupKey, t.value] })],
+);
+
+/**
+ * Per subject, the last flush D1 applied: `seq` orders flushes (an older one replayed later changes
+ * nothing), `as_of` is when the DO read what it sent (everything it had counted by then is here),
+ * `pending` that the DO knew it had more to send. The partial index holds only pending rows, so the
+ * cron and freshness lookups read those alone and a flush that keeps `pending` unchanged writes no index row.
+ */
+export const snapshotSubjects = sqliteTable(
+  "snapshot_subjects",
+  {
+    namespace: text("namespace").notNull(),
+    subject: text("subject").notNull(),
+    seq: integer("seq").notNull(),
+    asOf: integer("as_of").notNull(),
+    flushedAt: integer("flushed_at").notNull(),
+    pending: integer("pending").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.namespace, t.subject] }), index("snapshot_subjects_pending").on(t.namespace).where(sql`pending = 1`)],
 );

@@ -16,3 +16,9 @@ export async function subjectExists(db: Db, namespace: string, key: string): Pro
   const rows = await db.select({ key: subjects.key }).from(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.key, key))).limit(1);
   return rows.length > 0;
 }
+
+/** OpenMeter's `{subjectIdOrKey}`: the key of the subject whose id this is, if any. */
+export async function subjectKeyById(db: Db, namespace: string, id: string): Promise<string | undefined> {
+  const rows = await db.select({ key: subjects.key }).from(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.id, id))).limit(1);
+  return rows[0]?.key;
+}

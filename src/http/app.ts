@@ -1,13 +1,19 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { HTTPException } from "hono/http-exception";
 import { StatementLimitError } from "../db/guard";
+import { customerHealthName } from "../customer/client";
 import { authenticate } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, problem, zodIssues } from "./errors";
+import { check } from "./check";
+import { entitlements } from "./entitlements";
 import { events } from "./events";
+import { features } from "./features";
+import { grants } from "./grants";
 import { keys } from "./keys";
 import { meters } from "./meters";
 import { query } from "./query";
+import { reports } from "./reports";
 import { subjects } from "./subjects";
 
 export const app = new OpenAPIHono<AppEnv>({
@@ -22,6 +28,15 @@ export const app = new OpenAPIHono<AppEnv>({
 
 app.get("/healthz", (c) => c.json({ ok: true }));
 
+// One no-op RPC to one fixed Durable Object (never a customer's): proves DOs answer, and is the
+// floor that check/value latency is measured against (bench/latency.mjs). Unauthenticated and
+// harmless: it reads and writes nothing, and load on it reaches only that one object.
+app.get("/healthz/do", async (c) => {
+  const started = performance.now();
+  await c.env.CUSTOMER.get(c.env.CUSTOMER.idFromName(customerHealthName)).ping();
+  return c.json({ ok: true, ms: performance.now() - started });
+});
+
 app.doc31("/openapi.json", {
   openapi: "3.1.0",
   info: {
@@ -34,7 +49,7 @@ app.doc31("/openapi.json", {
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
 
 app.use("/api/*", authenticate());
-for (const routes of [keys, events, meters, query, subjects]) app.route("/", routes);
+for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, grants, check]) app.route("/", routes);
 
 app.notFound((c) => problem(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

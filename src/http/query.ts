@@ -11,6 +11,7 @@ import { settings } from "../env";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses, zodIssues } from "./errors";
+import { FreshnessSchema, namespaceQuery } from "./reports";
 
 const MAX_SUBJECTS_PER_QUERY = 100;
 
@@ -40,7 +41,13 @@ export const QueryRow = z
   .openapi("MeterQueryRow");
 
 export const QueryResult = z
-  .object({ from: z.string().optional(), to: z.string().optional(), windowSize: z.string().optional(), data: z.array(QueryRow) })
+  .object({
+    from: z.string().optional(),
+    to: z.string().optional(),
+    windowSize: z.string().optional(),
+    data: z.array(QueryRow),
+    freshness: FreshnessSchema.optional().openapi({ description: "Namespace-wide answers (no `subject`) only: how current the D1 snapshots they come from are." }),
+  })
   .openapi("MeterQueryResult");
 export type QueryResult = z.output<typeof QueryResult>;
 
@@ -144,6 +151,8 @@ const responses = {
   ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found"),
 };
 const params = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
+const description =
+  "With `subject`: each subject's exact usage, read from its own Durable Object (read-your-writes). Without `subject`: the whole namespace, from the D1 snapshots every Durable Object flushes (see `freshness`); `groupBy=subject` keeps subjects apart (otherwise `subject` is null), `from`/`to` widen to 15-minute boundaries, and `windowSize=MINUTE` is refused.";
 
 async function handle(c: Context<AppEnv>, raw: unknown): Promise<Response> {
   const parsed = QueryRequest.safeParse(raw);
@@ -151,18 +160,19 @@ async function handle(c: Context<AppEnv>, raw: unknown): Promise<Response> {
   const meter = await findMeterDef(c, c.req.param("meterIdOrSlug")!);
   const spec = foldSpec(meter, parsed.data, Date.now());
   const subjects = parsed.data.subject;
-  if (!subjects?.length) invalid("subject", "at least one subject is required");
+  if (!subjects?.length) return namespaceQuery(c, meter, spec, parsed.data.groupBy?.includes("subject") ?? false, respond);
   return respond(c, spec, await querySubjects(c, meter, spec, [...new Set(subjects)]));
 }
 
 query.openAPIRegistry.registerPath(
-  createRoute({ method: "get", path: "/api/v1/meters/{meterIdOrSlug}/query", summary: "Query a meter (OpenMeter-compatible)", tags: ["Meters"], request: { params, query: QueryRequest }, responses }),
+  createRoute({ method: "get", path: "/api/v1/meters/{meterIdOrSlug}/query", summary: "Query a meter (OpenMeter-compatible)", description, tags: ["Meters"], request: { params, query: QueryRequest }, responses }),
 );
 query.openAPIRegistry.registerPath(
   createRoute({
     method: "post",
     path: "/api/v1/meters/{meterIdOrSlug}/query",
     summary: "Query a meter (OpenMeter-compatible, body form)",
+    description,
     tags: ["Meters"],
     request: { params, body: { required: true, content: { "application/json": { schema: QueryRequest } } } },
     responses,

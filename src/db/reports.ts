@@ -1,0 +1,145 @@
+import { sql, type SQL } from "drizzle-orm";
+import { jsonChunks } from "../domain/chunks";
+import type { Aggregation } from "../domain/meter";
+import type { Db } from "./client";
+
+/** A namespace-wide usage query over snapshot rows; times are on 15-minute row boundaries. */
+export interface SnapshotQuery {
+  namespace: string;
+  meterId: string;
+  aggregation: Aggregation;
+  /** The meter's own group-by keys to keep apart (identifiers: checked against the meter). */
+  groupBy: readonly string[];
+  bySubject: boolean;
+  filterGroupBy: Readonly<Record<string, string>>;
+}
+
+/** One (window, subject, group) of the answer, folded by D1. UNIQUE_COUNT puts its distinct count in `count`. */
+export interface SnapshotPartial {
+  win: number;
+  subject: string | null;
+  /** JSON object of the `groupBy` keys, in that order. */
+  grp: string;
+  sum: number;
+  count: number;
+  min: number | null;
+  max: number | null;
+  latest_at: number;
+  latest: number | null;
+}
+
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const path = (key: string) => {
+  // Group-by keys become JSON paths; meter keys are identifiers (domain/meter.ts), and only those reach here.
+  if (!IDENTIFIER.test(key)) throw new Error(`group-by key ${JSON.stringify(key)} is not an identifier`);
+  return `$.${key}`;
+};
+
+/** First and last row start holding data for the meter in [from, to): two index seeks. */
+export async function snapshotExtent(db: Db, namespace: string, meterId: string, from: number | null, to: number): Promise<{ first: number; last: number } | null> {
+  const range = sql`namespace = ${namespace} AND meter_id = ${meterId} AND window_start >= ${from ?? Number.MIN_SAFE_INTEGER} AND window_start < ${to}`;
+  const rows = await db.all<{ first: number | null; last: number | null }>(
+    sql`SELECT (SELECT min(window_start) FROM usage_snapshots WHERE ${range}) AS first, (SELECT max(window_start) FROM usage_snapshots WHERE ${range}) AS last`,
+  );
+  const r = rows[0];
+  return r && r.first !== null && r.last !== null ? { first: r.first, last: r.last } : null;
+}
+
+/**
+ * Folds snapshot rows into windows, subjects and groups inside D1, so what crosses the wire is the
+ * answer, not every row. Windows arrive as JSON ([index, from, to] each, one seek per window).
+ * SUM/COUNT add, MIN/MAX keep extremes, AVG travels as sum and count, LATEST takes the value with
+ * the latest event time — ties go to the greater raw group key, as the per-subject fold over
+ * (minute, group_key)-ordered buckets does — and UNIQUE_COUNT counts distinct values over the union
+ * of the rows' stored values (distinct counts do not add up).
+ */
+export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[]): Promise<SnapshotPartial[]> {
+  const out: SnapshotPartial[] = [];
+  for (const chunk of jsonChunks(windows.map((w, i) => [i, w.from, w.to]))) {
+    out.push(...(await db.all<SnapshotPartial>(usageStatement(q, chunk))));
+  }
+  return out;
+}
+
+function usageStatement(q: SnapshotQuery, windowsJson: string): SQL {
+  const unique = q.aggregation === "UNIQUE_COUNT";
+  const table = sql.raw(unique ? "usage_snapshot_uniques" : "usage_snapshots");
+  const grp = sql`json_object(${sql.join(
+    q.groupBy.map((k) => sql`${k}, json_extract(s.group_key, ${path(k)})`),
+    sql`, `,
+  )})`;
+  const subject = q.bySubject ? sql`s.subject` : sql`NULL`;
+  const filters = Object.entries(q.filterGroupBy);
+  const where = filters.length
+    ? sql`WHERE NOT EXISTS (SELECT 1 FROM json_each(${JSON.stringify(Object.fromEntries(filters.map(([k, v]) => [path(k), v])))}) AS f
+        WHERE json_extract(s.group_key, f.key) IS NOT f.value)`
+    : sql``;
+  const from = sql`FROM json_each(${windowsJson}) AS w CROSS JOIN ${table} AS s
+    ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.window_start >= w.value->>1 AND s.window_start < w.value->>2
+    ${where}`;
+
+  if (unique) {
+    return sql`SELECT w.value->>0 AS win, ${subject} AS subject, ${grp} AS grp, 0 AS sum, count(DISTINCT s.value) AS count,
+        NULL AS min, NULL AS max, 0 AS latest_at, NULL AS latest
+      ${from} GROUP BY 1, 2, 3`;
+  }
+  const base = sql`SELECT w.value->>0 AS win, ${subject} AS subj, ${grp} AS grp, s.group_key AS gk, s.subject AS raw_subject,
+      s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max, s.latest_at AS v_latest_at, s.latest AS v_latest ${from}`;
+  if (q.aggregation !== "LATEST") {
+    return sql`SELECT win AS win, subj AS subject, grp, sum(v_sum) AS sum, sum(v_count) AS count, min(v_min) AS min, max(v_max) AS max,
+        max(v_latest_at) AS latest_at, NULL AS latest
+      FROM (${base}) GROUP BY win, subj, grp`;
+  }
+  return sql`SELECT win AS win, subj AS subject, grp, sum(v_sum) AS sum, sum(v_count) AS count, min(v_min) AS min, max(v_max) AS max,
+      max(v_latest_at) AS latest_at, max(CASE WHEN rn = 1 THEN v_latest END) AS latest
+    FROM (SELECT *, row_number() OVER (PARTITION BY win, subj, grp ORDER BY v_latest_at DESC, gk DESC, raw_subject DESC) AS rn FROM (${base}))
+    GROUP BY win, subj, grp`;
+}
+
+export interface SnapshotFreshness {
+  /** Subjects whose DO said at its last flush that it had more to send. */
+  pending: number;
+  /** The earliest `as_of` among those: their usage counted before it is in D1. */
+  oldestPendingAsOf: number | null;
+  /** Pending subjects that have not flushed since `overdueBefore`, plus registered subjects that never flushed by then. */
+  overdue: number;
+  /** The earliest registration among subjects registered before `nominal` that have never flushed. */
+  oldestUnflushedAt: number | null;
+}
+
+/** Reads the namespace's flush state: the pending ones through the partial index, the never-flushed by a scan of its subjects. */
+export async function snapshotFreshness(db: Db, namespace: string, nominal: number, overdueBefore: number): Promise<SnapshotFreshness> {
+  const unflushed = (before: number) =>
+    sql`FROM subjects AS s WHERE s.namespace = ${namespace} AND s.created_at < ${before}
+      AND NOT EXISTS (SELECT 1 FROM snapshot_subjects AS t WHERE t.namespace = s.namespace AND t.subject = s.key)`;
+  const rows = await db.all<{ pending: number; oldest_pending: number | null; overdue_pending: number; overdue_unflushed: number; oldest_unflushed: number | null }>(sql`SELECT
+      (SELECT count(*) FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1) AS pending,
+      (SELECT min(as_of) FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1) AS oldest_pending,
+      (SELECT count(*) FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1 AND flushed_at < ${overdueBefore}) AS overdue_pending,
+      (SELECT count(*) ${unflushed(overdueBefore)}) AS overdue_unflushed,
+      (SELECT min(s.created_at) ${unflushed(nominal)}) AS oldest_unflushed`);
+  const r = rows[0]!;
+  return {
+    pending: r.pending,
+    oldestPendingAsOf: r.oldest_pending,
+    overdue: r.overdue_pending + r.overdue_unflushed,
+    oldestUnflushedAt: r.oldest_unflushed,
+  };
+}
+
+/** Subjects with snapshot rows for the meter whose 15 minutes overlap [from, to] (both inclusive, as OpenMeter's). */
+export async function meterSubjects(db: Db, namespace: string, meterId: string, from: number, to: number): Promise<string[]> {
+  const rows = await db.all<{ subject: string }>(sql`SELECT DISTINCT subject FROM usage_snapshots
+    WHERE namespace = ${namespace} AND meter_id = ${meterId} AND window_start >= ${from} AND window_start <= ${to} ORDER BY subject`);
+  return rows.map((r) => r.subject);
+}
+
+/** The distinct non-null values of one group-by key in snapshot rows overlapping [from, to]. */
+export async function groupByValues(db: Db, namespace: string, meterId: string, key: string, from: number, to: number): Promise<string[]> {
+  const p = path(key);
+  const rows = await db.all<{ v: string }>(sql`SELECT DISTINCT json_extract(group_key, ${p}) AS v FROM usage_snapshots
+    WHERE namespace = ${namespace} AND meter_id = ${meterId} AND window_start >= ${from} AND window_start <= ${to}
+      AND json_extract(group_key, ${p}) IS NOT NULL
+    ORDER BY v`);
+  return rows.map((r) => String(r.v));
+}

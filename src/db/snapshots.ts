@@ -1,0 +1,156 @@
+import { and, eq, sql, type SQL } from "drizzle-orm";
+import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
+import { jsonChunks } from "../domain/chunks";
+import type { GranuleRow } from "../domain/rollup";
+import type { Db } from "./client";
+import { snapshotSubjects } from "./schema";
+
+/** What one Durable Object flush sends: every row of the windows it names, as absolute values. */
+export interface SubjectFlush {
+  namespace: string;
+  subject: string;
+  /** Increases with every flush of this subject: D1 applies a flush only if it is newer than the last. */
+  seq: number;
+  /** When the DO read what it sends. */
+  asOf: number;
+  flushedAt: number;
+  /** The DO had more changed windows than one flush carries. */
+  pending: boolean;
+  /** `reset`: the DO dropped and rebuilt the window (meter changed), so its old D1 rows are replaced, not upserted. */
+  windows: { meterId: string; windowStart: number; reset: boolean }[];
+  rows: GranuleRow[];
+  uniques: { meterId: string; windowStart: number; groupKey: string; value: string }[];
+}
+
+export interface FlushWrite {
+  /** False when D1 already holds this flush or a newer one: then nothing was written. */
+  applied: boolean;
+  statements: number;
+  /** Sum of D1's meta.rows_written over the batch (index rows included): what D1 bills. */
+  rowsWritten: number;
+}
+
+/**
+ * Applies a flush as one D1 batch (one transaction). Every statement carries the same guard —
+ * no newer flush of this subject has been applied — so a replayed or delayed flush is a no-op as a
+ * whole, never half-applied over newer values. Rows travel as JSON through `json_each(?)`: a few
+ * bound parameters per statement however many rows (D1 allows 100), chunked below 1 MB per string.
+ */
+export async function writeFlush(db: Db, f: SubjectFlush): Promise<FlushWrite> {
+  const { namespace: ns, subject } = f;
+  const fresh = sql`NOT EXISTS (SELECT 1 FROM snapshot_subjects WHERE namespace = ${ns} AND subject = ${subject} AND seq >= ${f.seq})`;
+  const statements: SQL[] = [];
+
+  const resets = f.windows.filter((w) => w.reset).map((w) => [w.meterId, w.windowStart]);
+  for (const chunk of jsonChunks(resets)) {
+    for (const table of ["usage_snapshots", "usage_snapshot_uniques"]) {
+      // Driven by the window list (CROSS JOIN fixes the loop order): each window is one key-prefix seek.
+      statements.push(sql`DELETE FROM ${sql.raw(table)} WHERE rowid IN (
+          SELECT s.rowid FROM json_each(${chunk}) AS w CROSS JOIN ${sql.raw(table)} AS s
+          ON s.namespace = ${ns} AND s.meter_id = w.value->>0 AND s.window_start = w.value->>1 AND s.subject = ${subject})
+        AND ${fresh}`);
+    }
+  }
+
+  const rows = f.rows.map((r) => [r.meterId, r.windowStart, r.groupKey, r.sum, r.count, r.min, r.max, r.latestAt, r.latest]);
+  for (const chunk of jsonChunks(rows)) {
+    // An unchanged row is not rewritten (the DO tracks changes per window, not per group).
+    statements.push(sql`INSERT INTO usage_snapshots (namespace, meter_id, window_start, subject, group_key, sum, count, min, max, latest_at, latest)
+      SELECT ${ns}, value->>0, value->>1, ${subject}, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, value->>8
+      FROM json_each(${chunk}) WHERE ${fresh}
+      ON CONFLICT (namespace, meter_id, window_start, subject, group_key) DO UPDATE SET
+        sum = excluded.sum, count = excluded.count, min = excluded.min, max = excluded.max,
+        latest_at = excluded.latest_at, latest = excluded.latest
+      WHERE count IS NOT excluded.count OR sum IS NOT excluded.sum OR min IS NOT excluded.min
+        OR max IS NOT excluded.max OR latest_at IS NOT excluded.latest_at OR latest IS NOT excluded.latest`);
+  }
+
+  const uniques = f.uniques.map((u) => [u.meterId, u.windowStart, u.groupKey, u.value]);
+  for (const chunk of jsonChunks(uniques)) {
+    statements.push(sql`INSERT INTO usage_snapshot_uniques (namespace, meter_id, window_start, subject, group_key, value)
+      SELECT ${ns}, value->>0, value->>1, ${subject}, value->>2, value->>3 FROM json_each(${chunk}) WHERE ${fresh}
+      ON CONFLICT DO NOTHING`);
+  }
+
+  statements.push(
+    sql`INSERT INTO snapshot_subjects (namespace, subject, seq, as_of, flushed_at, pending)
+      VALUES (${ns}, ${subject}, ${f.seq}, ${f.asOf}, ${f.flushedAt}, ${f.pending ? 1 : 0})
+      ON CONFLICT (namespace, subject) DO UPDATE SET
+        seq = excluded.seq, as_of = excluded.as_of, flushed_at = excluded.flushed_at, pending = excluded.pending
+      WHERE excluded.seq > snapshot_subjects.seq`,
+  );
+  // The state row goes last: the guard above reads the previous seq until the batch commits it.
+  const results = await db.$client.batch(statements.map((s) => prepare(db, s)));
+  const last = results[results.length - 1]!;
+  return {
+    applied: (last.meta.changes ?? 0) > 0,
+    statements: results.length,
+    rowsWritten: results.reduce((n, r) => n + (r.meta.rows_written ?? 0), 0),
+  };
+}
+
+const dialect = new SQLiteAsyncDialect();
+
+/**
+ * A drizzle `sql` fragment as a D1 statement of the guarded binding: drizzle's own batch() cannot
+ * bind raw statements that carry parameters (0.45), and these are all raw set-based SQL.
+ */
+function prepare(db: Db, q: SQL): D1PreparedStatement {
+  const { sql: text, params } = dialect.sqlToQuery(q);
+  return db.$client.prepare(text).bind(...params);
+}
+
+/** The last flush sequence D1 applied for the subject (0 if none): a DO whose own counter fell behind resumes from it. */
+export async function appliedSeq(db: Db, namespace: string, subject: string): Promise<number> {
+  const rows = await db
+    .select({ seq: snapshotSubjects.seq })
+    .from(snapshotSubjects)
+    .where(and(eq(snapshotSubjects.namespace, namespace), eq(snapshotSubjects.subject, subject)));
+  return rows[0]?.seq ?? 0;
+}
+
+export interface OverdueSubject {
+  namespace: string;
+  subject: string;
+}
+
+/**
+ * Subjects whose snapshot is late, for the cron to nudge: those whose DO said at its last flush
+ * (before `before`) that it had more to send, and those registered before `before` that have never
+ * flushed (e.g. Durable Objects that counted usage before snapshots existed). The second needs a
+ * scan of `subjects`; a nudged DO writes its state row even with nothing to send, so each subject
+ * leaves that set after one nudge.
+ */
+export async function overdueSubjects(db: Db, before: number, limit: number): Promise<OverdueSubject[]> {
+  const pending = await db.all<OverdueSubject>(sql`SELECT namespace, subject FROM snapshot_subjects WHERE pending = 1 AND flushed_at < ${before} LIMIT ${limit}`);
+  if (pending.length >= limit) return pending;
+  const unflushed = await db.all<OverdueSubject>(sql`SELECT s.namespace AS namespace, s.key AS subject FROM subjects AS s
+    WHERE s.created_at < ${before}
+      AND NOT EXISTS (SELECT 1 FROM snapshot_subjects AS t WHERE t.namespace = s.namespace AND t.subject = s.key)
+    LIMIT ${limit - pending.length}`);
+  return [...pending, ...unflushed];
+}
+
+/**
+ * Deletes snapshot rows whose window started before `cutoff`, at most `perStatement` rows per
+ * statement and `maxStatements` statements per call (D1 caps queries per invocation and statement
+ * time); the next cron run continues. Walks `meters` (soft-deleted ones included, so their rows
+ * age out too) and each meter's key prefix, instead of an index on window_start that every new
+ * row would pay a write for. Returns the rows deleted per table.
+ */
+export async function pruneSnapshots(db: Db, cutoff: number, perStatement = 5_000, maxStatements = 20): Promise<{ rows: number; uniques: number }> {
+  const out = { rows: 0, uniques: 0 };
+  let budget = maxStatements;
+  for (const [table, key] of [["usage_snapshots", "rows"], ["usage_snapshot_uniques", "uniques"]] as const) {
+    while (budget-- > 0) {
+      const r = (await db.run(sql`DELETE FROM ${sql.raw(table)} WHERE rowid IN (
+          SELECT s.rowid FROM meters AS m CROSS JOIN ${sql.raw(table)} AS s
+          ON s.namespace = m.namespace AND s.meter_id = m.id AND s.window_start < ${cutoff}
+          LIMIT ${perStatement})`)) as unknown as D1Result;
+      const n = r.meta.changes ?? 0;
+      out[key] += n;
+      if (n < perStatement) break;
+    }
+  }
+  return out;
+}

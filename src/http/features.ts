@@ -1,0 +1,166 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { database } from "../db/client";
+import { forgetNamespaceConfig } from "../db/config";
+import { archiveFeature, findFeature, insertFeature, listFeatures, type FeatureRow } from "../db/features";
+import { findMeter } from "../db/meters";
+import { BALANCE_AGGREGATIONS, isBalanceAggregation } from "../domain/entitlement";
+import { ulid } from "../domain/ids";
+import type { Aggregation } from "../domain/meter";
+import { iso } from "../domain/time";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
+import { ApiError, errorResponses } from "./errors";
+
+export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
+  return {
+    id: r.id,
+    key: r.key,
+    name: r.name,
+    ...(r.metadata ? { metadata: r.metadata } : {}),
+    ...(r.meterSlug !== null ? { meterSlug: r.meterSlug } : {}),
+    ...(r.meterGroupByFilters ? { meterGroupByFilters: r.meterGroupByFilters } : {}),
+    createdAt: iso(r.createdAt),
+    updatedAt: iso(r.updatedAt),
+    ...(r.archivedAt !== null ? { archivedAt: iso(r.archivedAt) } : {}),
+  };
+}
+
+const FeatureCreate = z
+  .object({
+    key: Key,
+    name: z.string().min(1).max(256),
+    metadata: Metadata.optional(),
+    meterSlug: Key.optional(),
+    meterGroupByFilters: z.record(z.string().min(1).max(64), z.string().max(1024)).optional(),
+    advancedMeterGroupByFilters: z.unknown().optional().openapi({ description: "Not supported (400): use meterGroupByFilters." }),
+    unitCost: z.unknown().optional().openapi({ description: "Not supported (400)." }),
+  })
+  .openapi("FeatureCreateInputs");
+
+function invalid(field: string, message: string): never {
+  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
+}
+
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const IdOrKey = z.object({ featureId: z.string().min(1).max(64).openapi({ description: "The feature's id, or the key of a live feature." }) });
+
+export const features = new OpenAPIHono<AppEnv>();
+
+features.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/features",
+    summary: "Create a feature",
+    description: `A feature is metered when it names a meter (meterSlug). Only meters with ${BALANCE_AGGREGATIONS.join(", ")} aggregation can back a metered feature, as in OpenMeter. meterGroupByFilters keys must be group-by keys of that meter.`,
+    tags: ["Features"],
+    middleware: [requireScope("admin")] as const,
+    request: { body: { required: true, content: json(FeatureCreate) } },
+    responses: { 201: { description: "Created", content: json(FeatureSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "conflict") },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    if (body.advancedMeterGroupByFilters !== undefined) invalid("advancedMeterGroupByFilters", "not supported; use meterGroupByFilters (exact matches)");
+    if (body.unitCost !== undefined) invalid("unitCost", "not supported");
+    const namespace = c.get("principal").namespace;
+    const db = database(c.env.DB);
+    const filters = body.meterGroupByFilters && Object.keys(body.meterGroupByFilters).length ? body.meterGroupByFilters : null;
+    if (body.meterSlug !== undefined) {
+      const meter = await findMeter(db, namespace, body.meterSlug);
+      if (!meter || meter.slug !== body.meterSlug) invalid("meterSlug", `no meter ${body.meterSlug}`);
+      const aggregation = meter.aggregation as Aggregation;
+      if (!isBalanceAggregation(aggregation)) {
+        invalid("meterSlug", `meter ${meter.slug} aggregates with ${aggregation}; only meters with ${BALANCE_AGGREGATIONS.join(", ")} aggregation can back a metered feature`);
+      }
+      for (const k of Object.keys(filters ?? {})) {
+        if (!(k in meter.groupBy)) invalid(`meterGroupByFilters.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
+      }
+    } else if (filters) {
+      invalid("meterGroupByFilters", "only a metered feature (with meterSlug) can filter by group");
+    }
+    const now = Date.now();
+    const row: FeatureRow = {
+      id: ulid(now),
+      namespace,
+      key: body.key,
+      name: body.name,
+      meterSlug: body.meterSlug ?? null,
+      meterGroupByFilters: filters,
+      metadata: body.metadata ?? null,
+      createdAt: now,
+      updatedAt: now,
+      archivedAt: null,
+    };
+    if (!(await insertFeature(db, row))) throw new ApiError("conflict", `a feature with key ${body.key} already exists; archive it first to reuse the key`);
+    forgetNamespaceConfig(namespace);
+    return c.json(toFeatureApi(row), 201);
+  },
+);
+
+features.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/features",
+    summary: "List features",
+    tags: ["Features"],
+    middleware: [requireScope("read")] as const,
+    request: {
+      query: z.object({
+        meterSlug: z.union([z.string(), z.array(z.string()).max(50)]).optional().openapi({ description: "Only features of these meters (repeat the parameter)." }),
+        includeArchived: z.enum(["true", "false"]).default("false"),
+        offset: z.coerce.number().int().min(0).default(0),
+        limit: z.coerce.number().int().min(1).max(1000).default(1000),
+      }),
+    },
+    responses: { 200: { description: "Features, by key", content: json(z.array(FeatureSchema)) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const slugs = q.meterSlug === undefined ? undefined : Array.isArray(q.meterSlug) ? q.meterSlug : [q.meterSlug];
+    const rows = await listFeatures(database(c.env.DB), c.get("principal").namespace, { includeArchived: q.includeArchived === "true", meterSlugs: slugs });
+    return c.json(rows.slice(q.offset, q.offset + q.limit).map(toFeatureApi), 200);
+  },
+);
+
+features.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/features/{featureId}",
+    summary: "Get a feature by id or key",
+    tags: ["Features"],
+    middleware: [requireScope("read")] as const,
+    request: { params: IdOrKey },
+    responses: { 200: { description: "Feature", content: json(FeatureSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const { featureId } = c.req.valid("param");
+    const row = await findFeature(database(c.env.DB), c.get("principal").namespace, featureId);
+    if (!row) throw new ApiError("not_found", `no feature ${featureId}`);
+    return c.json(toFeatureApi(row), 200);
+  },
+);
+
+features.openapi(
+  createRoute({
+    method: "delete",
+    path: "/api/v1/features/{featureId}",
+    summary: "Archive a feature",
+    description: "Archived features cannot get new entitlements; existing entitlements are unaffected. The key can then be reused by a new feature. Archiving twice is a no-op.",
+    tags: ["Features"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: IdOrKey },
+    responses: { 204: { description: "Archived" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const { featureId } = c.req.valid("param");
+    const namespace = c.get("principal").namespace;
+    const db = database(c.env.DB);
+    const row = await findFeature(db, namespace, featureId);
+    if (!row) throw new ApiError("not_found", `no feature ${featureId}`);
+    if (row.archivedAt === null) {
+      await archiveFeature(db, namespace, row.id, Date.now());
+      forgetNamespaceConfig(namespace);
+    }
+    return c.body(null, 204);
+  },
+);

@@ -1,0 +1,119 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { customer } from "../customer/client";
+import type { GrantRow } from "../customer/grants";
+import { database } from "../db/client";
+import { findGrantIndex, forgetGrantIndex, indexGrant } from "../db/features";
+import { ulid } from "../domain/ids";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { GrantCreateSchema, GrantSchema, ms, toGrantApi, unwrap } from "./entitlement-schemas";
+import { namespaceConfig, onSubject } from "./entitlements";
+import { ApiError, errorResponses } from "./errors";
+
+/**
+ * Grants of metered entitlements. They live in the subject's Durable Object; D1 keeps only
+ * grantId → subject (grant_index), because `DELETE /api/v1/grants/{grantId}` names no subject.
+ * The index row is written before the grant, so a created grant can always be voided.
+ */
+
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const Params = z.object({ subjectIdOrKey: z.string().min(1).max(256), entitlementIdOrFeatureKey: z.string().min(1).max(64) });
+
+export const grants = new OpenAPIHono<AppEnv>();
+
+grants.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/subjects/{subjectIdOrKey}/entitlements/{entitlementIdOrFeatureKey}/grants",
+    summary: "Issue a grant for a metered entitlement",
+    description:
+      "Burn order as OpenMeter documents: priority (lower first), then nearest expiry, then creation. effectiveAt is truncated to the " +
+      "minute and may not be before the current usage period. At a reset a grant keeps min(maxRolloverAmount, max(minRolloverAmount, balance)). " +
+      "Recurring grants are not supported.",
+    tags: ["Entitlements"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Params, body: { required: true, content: json(GrantCreateSchema) } },
+    responses: { 201: { description: "Created", content: json(GrantSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
+  }),
+  async (c) => {
+    const p = c.req.valid("param");
+    const b = c.req.valid("json");
+    if (b.recurrence !== undefined) {
+      throw new ApiError("validation_failed", "recurrence: recurring grants are not supported; issue a grant per period, or use the entitlement's issueAfterReset", {
+        errors: [{ field: "recurrence", message: "not supported" }],
+      });
+    }
+    const namespace = c.get("principal").namespace;
+    const db = database(c.env.DB);
+    const config = await namespaceConfig(c);
+    const input = {
+      id: ulid(),
+      amount: b.amount,
+      priority: b.priority ?? 1,
+      effectiveAt: ms(b.effectiveAt),
+      expiration: b.expiration,
+      minRolloverAmount: b.minRolloverAmount ?? 0,
+      maxRolloverAmount: b.maxRolloverAmount ?? 0,
+      metadata: b.metadata ?? null,
+    };
+    const { value: grant } = await onSubject<GrantRow>(c, p.subjectIdOrKey, async (id) => {
+      await indexGrant(db, { id: input.id, namespace, subject: id.subject, createdAt: Date.now() });
+      const r = await customer(c.env, id).createGrant(id, config, p.entitlementIdOrFeatureKey, input);
+      // Only a definite refusal frees the index row: after an error the grant may exist.
+      if (!r.ok) await forgetGrantIndex(db, namespace, [input.id]).catch(() => {});
+      return r;
+    });
+    return c.json(toGrantApi(grant), 201);
+  },
+);
+
+grants.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/subjects/{subjectIdOrKey}/entitlements/{entitlementIdOrFeatureKey}/grants",
+    summary: "List an entitlement's grants",
+    tags: ["Entitlements"],
+    middleware: [requireScope("read")] as const,
+    request: {
+      params: Params,
+      query: z.object({ includeDeleted: z.enum(["true", "false"]).optional(), orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt") }),
+    },
+    responses: { 200: { description: "Grants, voided ones included", content: json(z.array(GrantSchema)) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const p = c.req.valid("param");
+    const { orderBy } = c.req.valid("query");
+    const { value: rows } = await onSubject<GrantRow[]>(c, p.subjectIdOrKey, async (id) => customer(c.env, id).listGrants(id, p.entitlementIdOrFeatureKey));
+    const key = (g: (typeof rows)[number]) => (orderBy === "id" ? g.id : orderBy === "createdAt" ? g.createdAt : g.updatedAt);
+    rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
+    return c.json(rows.map(toGrantApi), 200);
+  },
+);
+
+grants.openapi(
+  createRoute({
+    method: "delete",
+    path: "/api/v1/grants/{grantId}",
+    summary: "Void a grant",
+    description:
+      "The grant stops taking part in balances from `at` (default now; truncated to the minute; not in the future, not before the current " +
+      "usage period). Usage already burned from it stays burned. Voiding twice answers 409.",
+    tags: ["Entitlements"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: z.object({ grantId: z.string().min(1).max(64) }), query: z.object({ at: z.iso.datetime({ offset: true }).optional() }) },
+    responses: { 204: { description: "Voided" }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
+  }),
+  async (c) => {
+    const { grantId } = c.req.valid("param");
+    const { at } = c.req.valid("query");
+    const namespace = c.get("principal").namespace;
+    const row = await findGrantIndex(database(c.env.DB), namespace, grantId);
+    if (!row) throw new ApiError("not_found", `no grant ${grantId}`);
+    const id = { namespace, subject: row.subject };
+    const config = await namespaceConfig(c);
+    const r = await customer(c.env, id).voidGrant(id, config, grantId, at ? ms(at) : null);
+    if (!r.ok && r.missing === "subject") throw new ApiError("not_found", `no grant ${grantId}`);
+    unwrap(r);
+    return c.body(null, 204);
+  },
+);

@@ -1,0 +1,164 @@
+import { describe, expect, it } from "vitest";
+import { api, createKey, expectProblem, ingestOk, total } from "../helpers/api";
+import { grant, isoAt, MIN, setup, truncMin, usage, valueOk } from "../helpers/entitlements";
+
+const HOUR = 60 * MIN;
+const reset = (s: { subject: string; entitlement: any }, body: Record<string, unknown> = {}) =>
+  api("POST", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/reset`, { body });
+const getEnt = async (s: { subject: string; entitlement: any }) => (await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}`)).body;
+
+describe("grants", () => {
+  it("issues grants, burns them by priority, and voids one without giving back what it covered", async () => {
+    const now = Date.now();
+    const from = truncMin(now - HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    expect(await valueOk(s)).toMatchObject({ hasAccess: false, balance: 0 });
+
+    const g1 = await grant(s, { amount: 50, priority: 1, effectiveAt: isoAt(from + 1234), expiration: { duration: "DAY", count: 30 }, metadata: { po: "1" } });
+    expect(g1.status, g1.text).toBe(201);
+    expect(g1.body).toMatchObject({ amount: 50, priority: 1, effectiveAt: isoAt(from), entitlementId: s.entitlement.id, minRolloverAmount: 0, maxRolloverAmount: 0, metadata: { po: "1" } });
+    expect(g1.body.expiresAt).toBe(isoAt(from + 30 * 24 * HOUR));
+    const g2 = await grant(s, { amount: 20, priority: 2, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 30 } });
+    expect(g2.status).toBe(201);
+    expect(await valueOk(s)).toMatchObject({ hasAccess: true, balance: 70, usage: 0, totalAvailableGrantAmount: 70 });
+
+    await ingestOk([usage(s, { tokens: 60 }, { time: isoAt(now - 30 * MIN) })]);
+    expect(await valueOk(s)).toMatchObject({ balance: 10, usage: 60, overage: 0 });
+
+    // The priority-1 grant was burned first (50), then 10 of the priority-2 grant: voiding the first leaves 10.
+    expect((await api("DELETE", `/api/v1/grants/${g1.body.id}`)).status).toBe(204);
+    expect(await valueOk(s)).toMatchObject({ balance: 10, usage: 60, overage: 0 });
+    expectProblem(await api("DELETE", `/api/v1/grants/${g1.body.id}`), 409, "conflict");
+    expectProblem(await api("DELETE", "/api/v1/grants/01JAAAAAAAAAAAAAAAAAAAAAAA"), 404, "not_found");
+
+    const list = await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.feature}/grants`);
+    expect(list.status).toBe(200);
+    expect(list.body.map((g: any) => g.id).sort()).toEqual([g1.body.id, g2.body.id].sort());
+    expect(list.body.find((g: any) => g.id === g1.body.id).voidedAt).toBeDefined();
+  });
+
+  it("drops an expired grant and carries uncovered usage as overage into the next grant", async () => {
+    const now = Date.now();
+    const from = truncMin(now - 3 * HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    // Active for the first hour only.
+    await grant(s, { amount: 100, effectiveAt: isoAt(from), expiration: { duration: "HOUR", count: 1 } });
+    await ingestOk([usage(s, { tokens: 30 }, { time: isoAt(from + 30 * MIN) }), usage(s, { tokens: 5 }, { time: isoAt(from + 90 * MIN) })]);
+    expect(await valueOk(s)).toMatchObject({ hasAccess: false, balance: 0, usage: 35, overage: 5 });
+    // A new grant first pays off the earlier overage.
+    await grant(s, { amount: 20, effectiveAt: isoAt(truncMin(now)), expiration: { duration: "DAY", count: 1 } });
+    expect(await valueOk(s)).toMatchObject({ hasAccess: true, balance: 15, usage: 35, overage: 0 });
+  });
+
+  it("lists the issueAfterReset grant, annotated, and lets it be voided", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 40, issueAfterResetPriority: 3 } });
+    const list = await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`);
+    expect(list.body).toHaveLength(1);
+    expect(list.body[0]).toMatchObject({ amount: 40, priority: 3, minRolloverAmount: 40, maxRolloverAmount: 40, annotations: { issueAfterReset: true } });
+    expect(list.body[0].expiresAt).toBeUndefined();
+    expect((await api("DELETE", `/api/v1/grants/${list.body[0].id}`)).status).toBe(204);
+    expect(await valueOk(s)).toMatchObject({ balance: 0, hasAccess: false });
+  });
+
+  it("refuses back-dated, recurring and non-metered grants, and needs admin", async () => {
+    const s = await setup({ entitlement: {} });
+    const early = await grant(s, { amount: 1, effectiveAt: isoAt(Date.now() - 2 * HOUR), expiration: { duration: "DAY", count: 1 } });
+    expectProblem(early, 400, "validation_failed");
+    expect(early.body.errors[0].field).toBe("effectiveAt");
+    expectProblem(await grant(s, { amount: 1, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 }, recurrence: { interval: "DAY" } }), 400, "validation_failed");
+    expectProblem(await grant(s, { amount: 0, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 } }), 400, "validation_failed");
+    expectProblem(await grant(s, { amount: 1, effectiveAt: isoAt(Date.now()) }), 400, "validation_failed");
+    const reader = await createKey({ scopes: ["read"] });
+    const denied = await api("POST", `/api/v1/subjects/${s.subject}/entitlements/${s.feature}/grants`, { key: reader.key, body: { amount: 1, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 } } });
+    expectProblem(denied, 403, "forbidden");
+    expect((await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.feature}/grants`, { key: reader.key })).status).toBe(200);
+
+    const subject = s.subject;
+    const boolFeature = `b_${Math.random().toString(36).slice(2, 8)}`;
+    await api("POST", "/api/v1/features", { body: { key: boolFeature, name: "b" } });
+    await api("POST", `/api/v1/subjects/${subject}/entitlements`, { body: { type: "boolean", featureKey: boolFeature } });
+    expectProblem(await api("POST", `/api/v1/subjects/${subject}/entitlements/${boolFeature}/grants`, { body: { amount: 1, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 } } }), 400, "validation_failed");
+  });
+});
+
+describe("reset", () => {
+  it("starts a new period: usage 0, issueAfterReset back to full, the anchor moved unless retained", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 100, measureUsageFrom: "CURRENT_PERIOD_START" } });
+    const anchor = s.entitlement.usagePeriod.anchor;
+    expect(s.entitlement.measureUsageFrom).toBe(anchor);
+    await ingestOk([usage(s, { tokens: 30 }, { time: isoAt(Date.now() - 10 * MIN) })]);
+    expect(await valueOk(s)).toMatchObject({ usage: 30, balance: 70 });
+
+    expect((await reset(s, { retainAnchor: true })).status).toBe(204);
+    expect(await valueOk(s)).toMatchObject({ usage: 0, balance: 100, overage: 0 });
+    let e = await getEnt(s);
+    expect(e.lastReset).toBe(isoAt(truncMin(Date.now())));
+    expect(e.usagePeriod.anchor).toBe(anchor);
+    expect(e.currentUsagePeriod.from).toBe(e.lastReset);
+
+    expect((await reset(s)).status).toBe(204);
+    e = await getEnt(s);
+    expect(e.usagePeriod.anchor).toBe(e.lastReset);
+  });
+
+  it("forgives overage by default and preserves it when asked", async () => {
+    // A reset takes effect at the start of its minute: the usage here is placed minutes before it.
+    const earlier = { time: isoAt(Date.now() - 10 * MIN) };
+    const a = await setup({ entitlement: { issueAfterReset: 100, isSoftLimit: true, measureUsageFrom: "CURRENT_PERIOD_START" } });
+    await ingestOk([usage(a, { tokens: 120 }, earlier)]);
+    expect(await valueOk(a)).toMatchObject({ usage: 120, overage: 20, balance: 0 });
+    await reset(a, { preserveOverage: true });
+    expect(await valueOk(a)).toMatchObject({ usage: 0, overage: 0, balance: 80 });
+
+    const b = await setup({ entitlement: { issueAfterReset: 100, isSoftLimit: true, preserveOverageAtReset: true, measureUsageFrom: "CURRENT_PERIOD_START" } });
+    await ingestOk([usage(b, { tokens: 120 }, earlier)]);
+    await reset(b, { preserveOverage: false });
+    expect(await valueOk(b)).toMatchObject({ usage: 0, overage: 0, balance: 100 });
+  });
+
+  it("rolls a grant over within its min/max rollover amounts", async () => {
+    const from = truncMin(Date.now() - HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    await grant(s, { amount: 50, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 30 }, maxRolloverAmount: 25 });
+    await grant(s, { amount: 10, priority: 2, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 30 }, minRolloverAmount: 10, maxRolloverAmount: 10 });
+    await ingestOk([usage(s, { tokens: 20 }, { time: isoAt(from + 10 * MIN) })]);
+    expect(await valueOk(s)).toMatchObject({ balance: 40 });
+    await reset(s, { retainAnchor: true });
+    // 30 left of the first → capped at 25; the second comes back to 10.
+    expect(await valueOk(s)).toMatchObject({ balance: 35, usage: 0 });
+  });
+
+  it("applies the late-event rule: events before the last reset do not change the current balance", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 100, measureUsageFrom: "CURRENT_PERIOD_START" } });
+    await reset(s, { effectiveAt: isoAt(Date.now() - 20 * MIN), retainAnchor: true });
+    await ingestOk([usage(s, { tokens: 7 }, { time: isoAt(Date.now() - 30 * MIN) })]); // before the reset
+    expect(await valueOk(s)).toMatchObject({ usage: 0, balance: 100 });
+    await ingestOk([usage(s, { tokens: 9 }, { time: isoAt(Date.now() - 10 * MIN) })]); // late, but inside the current period
+    expect(await valueOk(s)).toMatchObject({ usage: 9, balance: 91 });
+    expect(await total(s.meter, s.subject)).toBe(16); // both are stored and metered
+  });
+
+  it("refuses a reset in the future or before the last reset", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 1 } });
+    expectProblem(await reset(s, { effectiveAt: isoAt(Date.now() + 10 * MIN) }), 400, "validation_failed");
+    expectProblem(await reset(s, { effectiveAt: isoAt(Date.now() - 10 * HOUR) }), 400, "validation_failed");
+    expectProblem(await api("POST", `/api/v1/subjects/${s.subject}/entitlements/nope/reset`, { body: {} }), 404, "not_found");
+  });
+});
+
+describe("value at a past time", () => {
+  it("is computed from the buckets of the period that contained it", async () => {
+    const now = Date.now();
+    const from = truncMin(now - 2 * HOUR);
+    const s = await setup({ entitlement: { issueAfterReset: 100, measureUsageFrom: isoAt(from) } });
+    await ingestOk([usage(s, { tokens: 10 }, { time: isoAt(from + 10 * MIN) }), usage(s, { tokens: 5 }, { time: isoAt(from + 50 * MIN) })]);
+    expect(await valueOk(s, `?time=${encodeURIComponent(isoAt(from + 30 * MIN))}`)).toMatchObject({ usage: 10, balance: 90 });
+    expect(await valueOk(s, `?time=${encodeURIComponent(isoAt(from + 60 * MIN))}`)).toMatchObject({ usage: 15, balance: 85 });
+    await reset(s, { effectiveAt: isoAt(from + 90 * MIN), retainAnchor: true });
+    await ingestOk([usage(s, { tokens: 3 }, { time: isoAt(from + 100 * MIN) })]);
+    expect(await valueOk(s, `?time=${encodeURIComponent(isoAt(from + 80 * MIN))}`)).toMatchObject({ usage: 15, balance: 85 });
+    expect(await valueOk(s, `?time=${encodeURIComponent(isoAt(from + 110 * MIN))}`)).toMatchObject({ usage: 3, balance: 97 });
+    expect(await valueOk(s)).toMatchObject({ usage: 3, balance: 97 });
+    expect(await valueOk(s, `?time=${encodeURIComponent(isoAt(from - HOUR))}`)).toMatchObject({ hasAccess: false, usage: 0, balance: 0 });
+  });
+});
