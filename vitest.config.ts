@@ -1,5 +1,6 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { inspect, outbound } from "./test/receiver";
 
 export default defineConfig(async () => {
   const migrations = await readD1Migrations("./migrations");
@@ -8,6 +9,9 @@ export default defineConfig(async () => {
       cloudflareTest({
         wrangler: { configPath: "./wrangler.toml" },
         miniflare: {
+          // Webhooks go to a receiver in this process; tests read what it got through RECEIVER.
+          outboundService: outbound,
+          serviceBindings: { RECEIVER: inspect },
           bindings: {
             TEST_MIGRATIONS: migrations,
             ADMIN_API_KEY: "test-admin-key",

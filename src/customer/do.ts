@@ -18,6 +18,8 @@ import { listEntitlements, ok, toRecord, type EntitlementRecord, type Result } f
 import { loadGrants, toGrants, type GrantRow } from "./grants";
 import * as ops from "./operations";
 import { ensureCurrent, resetSegment, type ResetRequest } from "./segments";
+import { Notifier } from "./notify";
+import { resend } from "./outbox";
 import { SnapshotFlusher, type FlushReport } from "./snapshots";
 import { Sql } from "./sql";
 
@@ -42,6 +44,7 @@ export class CustomerDO extends DurableObject<Env> {
   protected readonly sql: Sql;
   protected readonly jobs: Jobs;
   protected readonly snapshots: SnapshotFlusher;
+  protected readonly notifier: Notifier;
   protected meters: { version: number; set: MeterSet };
   protected identity: Identity | undefined;
 
@@ -51,6 +54,7 @@ export class CustomerDO extends DurableObject<Env> {
     this.jobs = new Jobs(this.sql, ctx.storage);
     this.snapshots = new SnapshotFlusher(this.sql, this.jobs, env, () => this.identity);
     migrate(this.sql);
+    this.notifier = new Notifier(this.sql, this.jobs, env, () => this.identity);
     this.meters = loadMeters(this.sql);
     const namespace = getMeta<string>(this.sql, "namespace");
     const subject = getMeta<string>(this.sql, "subject");
@@ -129,7 +133,10 @@ export class CustomerDO extends DurableObject<Env> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => {
       const e = ops.findLive(this.sql, idOrFeature);
-      return e.ok ? resetSegment(this.sql, e.value, toGrants(loadGrants(this.sql, e.value.id)), req, now) : e;
+      if (!e.ok) return e;
+      const r = resetSegment(this.sql, e.value, toGrants(loadGrants(this.sql, e.value.id)), req, now);
+      if (r.ok) this.notifier.reset(e.value, now);
+      return r;
     });
   }
 
@@ -187,6 +194,19 @@ export class CustomerDO extends DurableObject<Env> {
     return r;
   }
 
+  /** Queues a notification again (same webhook-id) to all or the given channels; how many deliveries were queued. */
+  async resendNotification(id: Identity, notificationId: string, channels: string[]): Promise<number> {
+    if (!this.owns(id)) return 0;
+    const now = Date.now();
+    const n = this.sql.transaction(() => {
+      const queued = resend(this.sql, notificationId, channels, now);
+      if (queued) this.jobs.due("deliver", now);
+      return queued;
+    });
+    await this.jobs.arm();
+    return n;
+  }
+
   /** The cron's safety net (src/jobs/cron.ts): flush to D1 now, even with nothing changed. */
   async flushSnapshots(id: Identity): Promise<FlushReport | null> {
     return this.owns(id) ? this.snapshots.nudge() : null;
@@ -195,7 +215,7 @@ export class CustomerDO extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     await this.jobs.run({
       prune: (now) => (pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null),
-      deliver: () => null,
+      deliver: (now) => this.notifier.deliver(now),
       flush: () => this.snapshots.job(),
     });
   }
@@ -207,6 +227,7 @@ export class CustomerDO extends DurableObject<Env> {
   protected counted(outcome: IngestOutcome, now: number): void {
     this.jobs.due("prune", now + PRUNE_EVERY_MS);
     countEntitlementUsage(this.sql, outcome.buckets, now);
+    this.notifier.evaluate(new Set(outcome.buckets.deltas().map((d) => d.meterId)), now);
     this.snapshots.changed(outcome.buckets, now);
   }
 
@@ -223,6 +244,7 @@ export class CustomerDO extends DurableObject<Env> {
     const slugs = new Set(remetered.map((r) => r.slug));
     rebuildForMeters(this.sql, new Set(config.meters.filter((m) => slugs.has(m.slug)).map((m) => m.id)), Date.now());
     this.snapshots.afterConfig(Date.now());
+    this.notifier.configure(config.rules, config.channels);
   }
 
   /** Reads never claim: a DO that has stored nothing answers empty, whoever asks. */

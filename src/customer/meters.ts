@@ -1,5 +1,6 @@
 import { BucketAccumulator, compileMeter, MeterSet, readEvent, type CompiledMeter } from "../domain/metering";
 import { meterFingerprint, type MeterDef } from "../domain/meter";
+import type { ChannelDef, RuleDef } from "../domain/notification";
 import { addToBuckets, dropBuckets } from "./buckets";
 import { getMeta, setMeta } from "./schema";
 import { markChanged } from "./snapshots";
@@ -8,6 +9,8 @@ import type { Sql } from "./sql";
 export interface ConfigSnapshot {
   version: number;
   meters: MeterDef[];
+  channels?: ChannelDef[];
+  rules?: RuleDef[];
 }
 
 /** The meter definitions this DO counts with, as stored (the last config version it applied). */

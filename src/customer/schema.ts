@@ -58,6 +58,16 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (meter_id, window_start)) WITHOUT ROWID;
    INSERT INTO snapshot_windows (meter_id, window_start, version, flushed, reset)
      SELECT DISTINCT meter_id, (minute / 900000) * 900000, 1, 0, 0 FROM buckets;`,
+  `CREATE TABLE notifications (
+     id TEXT PRIMARY KEY, rule_id TEXT NOT NULL, type TEXT NOT NULL, created_at INTEGER NOT NULL, payload TEXT NOT NULL,
+     feature_key TEXT, version INTEGER NOT NULL, mirrored_version INTEGER NOT NULL) WITHOUT ROWID;
+   CREATE TABLE deliveries (
+     notification_id TEXT NOT NULL, channel_id TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+     attempts INTEGER NOT NULL, next_attempt_at INTEGER, log TEXT NOT NULL, updated_at INTEGER NOT NULL,
+     PRIMARY KEY (notification_id, channel_id)) WITHOUT ROWID;
+   CREATE TABLE fired (
+     rule_id TEXT NOT NULL, entitlement_id TEXT NOT NULL, period INTEGER NOT NULL, threshold_key TEXT NOT NULL,
+     PRIMARY KEY (rule_id, entitlement_id, period, threshold_key)) WITHOUT ROWID;`,
 ];
 
 export function migrate(sql: Sql): void {

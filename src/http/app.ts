@@ -12,6 +12,9 @@ import { features } from "./features";
 import { grants } from "./grants";
 import { keys } from "./keys";
 import { meters } from "./meters";
+import { channels } from "./notification-channels";
+import { notificationEvents } from "./notification-events";
+import { rules } from "./notification-rules";
 import { query } from "./query";
 import { reports } from "./reports";
 import { subjects } from "./subjects";
@@ -49,7 +52,7 @@ app.doc31("/openapi.json", {
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
 
 app.use("/api/*", authenticate());
-for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, grants, check]) app.route("/", routes);
+for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, grants, check, channels, rules, notificationEvents]) app.route("/", routes);
 
 app.notFound((c) => problem(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

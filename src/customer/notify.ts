@@ -1,0 +1,177 @@
+import { disableChannel, upsertNotificationEvents } from "../db/notifications";
+import { database } from "../db/client";
+import { renderEntitlement } from "./entitlement-view";
+import { ulid } from "../domain/ids";
+import { ruleAppliesTo, type ChannelDef, type RuleDef } from "../domain/notification";
+import { newlyCrossedThresholds, thresholdKey, type Threshold, type ThresholdSubject } from "../domain/thresholds";
+import { iso } from "../domain/time";
+import type { Env } from "../env";
+import { liveMetered, toRecord, type EntitlementRow } from "./entitlements";
+import { loadGrants, toGrants } from "./grants";
+import type { Jobs } from "./jobs";
+import { deliverDue, enqueue, nextDue, type DeliveryRow } from "./outbox";
+import { getMeta, setMeta } from "./schema";
+import { balanceNow, toValue } from "./segments";
+import type { Sql } from "./sql";
+import type { Identity } from "./do";
+
+const MIRROR_RETRY_MS = 30_000;
+
+/**
+ * Threshold and reset notifications of one customer. Crossings are found inside the ingest/check
+ * transaction, so a notification row exists exactly when the usage that crossed was committed;
+ * `fired` keeps one notification per (rule, entitlement, usage period, threshold), whatever retries
+ * or concurrency do. A reset starts a new period (a new `segStart`), so thresholds can fire again.
+ */
+export class Notifier {
+  private rules: RuleDef[] = [];
+  private channels = new Map<string, ChannelDef>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly jobs: Jobs,
+    private readonly env: Env,
+    private readonly identity: () => Identity | undefined,
+  ) {
+    const stored = getMeta<string>(sql, "notify");
+    if (stored) this.load(JSON.parse(stored) as { rules: RuleDef[]; channels: ChannelDef[] });
+  }
+
+  /** A newer definition set arrived (inside the sync transaction). */
+  configure(rules: readonly RuleDef[] | undefined, channels: readonly ChannelDef[] | undefined): void {
+    if (!rules || !channels) return;
+    setMeta(this.sql, "notify", JSON.stringify({ rules, channels }));
+    this.load({ rules: [...rules], channels: [...channels] });
+  }
+
+  private load(c: { rules: RuleDef[]; channels: ChannelDef[] }): void {
+    this.rules = c.rules.filter((r) => !r.disabled);
+    this.channels = new Map(c.channels.map((ch) => [ch.id, ch]));
+  }
+
+  /**
+   * After a batch was counted (same transaction): for each entitlement on a touched meter, the most
+   * advanced threshold of each kind that its value has reached and that has not fired in this usage
+   * period fires — OpenMeter's rule, so a rule created when usage is already past a threshold fires
+   * on the next event, and a lower threshold skipped by a big batch is not sent afterwards.
+   */
+  evaluate(touchedMeters: ReadonlySet<string>, now: number): number {
+    if (!this.rules.some((r) => r.type === "entitlements.balance.threshold")) return 0;
+    let enqueued = 0;
+    for (const e of liveMetered(this.sql)) {
+      if (!touchedMeters.has(e.def.metered!.meterId)) continue;
+      const rules = this.rulesFor(e, "entitlements.balance.threshold");
+      if (rules.length === 0) continue;
+      const b = balanceNow(this.sql, e, toGrants(loadGrants(this.sql, e.id)), now);
+      const value: ThresholdSubject = { usage: b.usage, balance: b.balance, totalGranted: b.totalAvailableGrantAmount };
+      for (const rule of rules) {
+        const fired = new Set(
+          this.sql
+            .all<{ threshold_key: string }>("SELECT threshold_key FROM fired WHERE rule_id = ? AND entitlement_id = ? AND period = ?", rule.id, e.id, e.segStart)
+            .map((r) => r.threshold_key),
+        );
+        const crossed = newlyCrossedThresholds(rule.thresholds as Threshold[], null, value, fired);
+        for (const t of [crossed.usage, crossed.balance]) {
+          if (!t) continue;
+          this.sql.exec("INSERT INTO fired (rule_id, entitlement_id, period, threshold_key) VALUES (?, ?, ?, ?)", rule.id, e.id, e.segStart, thresholdKey(t));
+          this.emit(rule, e, "entitlements.balance.threshold", now, { threshold: t });
+          enqueued++;
+        }
+      }
+    }
+    return enqueued;
+  }
+
+  /** An entitlement was reset (inside the reset transaction): `entitlements.reset` rules fire. */
+  reset(e: EntitlementRow, now: number): void {
+    // A reset may start its period in the same minute as the one it ends; forgetting what fired is
+    // what lets thresholds fire again in the new period.
+    this.sql.exec("DELETE FROM fired WHERE entitlement_id = ?", e.id);
+    for (const rule of this.rulesFor(e, "entitlements.reset")) this.emit(rule, e, "entitlements.reset", now, {});
+  }
+
+  private rulesFor(e: EntitlementRow, type: RuleDef["type"]): RuleDef[] {
+    return this.rules.filter((r) => r.type === type && ruleAppliesTo(r, e.featureId, e.featureKey));
+  }
+
+  private emit(rule: RuleDef, e: EntitlementRow, type: RuleDef["type"], now: number, extra: Record<string, unknown>): void {
+    const who = this.identity();
+    const channels = rule.channels.filter((id) => this.channels.get(id) && !this.channels.get(id)!.disabled);
+    if (!who || channels.length === 0) return;
+    const id = ulid(now);
+    const value = toValue(e, balanceNow(this.sql, e, toGrants(loadGrants(this.sql, e.id)), now));
+    const payload = {
+      id,
+      type,
+      timestamp: iso(now),
+      data: {
+        entitlement: renderEntitlement(toRecord(e, now), who.subject),
+        feature: { id: e.featureId, key: e.featureKey },
+        subject: { key: who.subject },
+        value,
+        ...extra,
+      },
+    };
+    enqueue(this.sql, { id, ruleId: rule.id, type, createdAt: now, payload, channelIds: channels });
+    this.sql.exec("UPDATE notifications SET feature_key = ? WHERE id = ?", e.featureKey, id);
+    this.jobs.due("deliver", now);
+  }
+
+  /** The alarm's delivery job: send what is due, disable channels that answered 410, copy status to D1. */
+  async deliver(now: number): Promise<number | null> {
+    const report = await deliverDue(this.sql, this.channels, now);
+    const who = this.identity();
+    for (const channelId of report.gone) {
+      const ch = this.channels.get(channelId);
+      if (ch) ch.disabled = true;
+      this.sql.exec(
+        "UPDATE deliveries SET state = 'FAILED', reason = 'channel disabled: receiver answered 410 Gone', next_attempt_at = NULL WHERE channel_id = ? AND state IN ('PENDING','RESENDING')",
+        channelId,
+      );
+      if (who) await disableChannel(database(this.env.DB), who.namespace, channelId, Date.now()).catch((e) => console.error("disabling channel failed", e));
+    }
+    const mirrored = await this.mirror();
+    const next = nextDue(this.sql);
+    return mirrored ? next : Math.min(next ?? Infinity, Date.now() + MIRROR_RETRY_MS);
+  }
+
+  /** Copies changed notifications (absolute values) to D1 for namespace-wide listing; false if D1 failed. */
+  async mirror(): Promise<boolean> {
+    const who = this.identity();
+    if (!who) return true;
+    const rows = this.sql.all<{ id: string; rule_id: string; type: string; created_at: number; payload: string; feature_key: string | null; version: number }>(
+      "SELECT id, rule_id, type, created_at, payload, feature_key, version FROM notifications WHERE version > mirrored_version LIMIT 50",
+    );
+    if (rows.length === 0) return true;
+    const deliveries = (id: string) =>
+      this.sql.all<DeliveryRow>("SELECT * FROM deliveries WHERE notification_id = ?", id).map((d) => ({
+        channel: { id: d.channel_id, type: "WEBHOOK" },
+        state: d.state,
+        reason: d.reason,
+        updatedAt: iso(d.updated_at),
+        ...(d.next_attempt_at !== null && (d.state === "PENDING" || d.state === "RESENDING") ? { nextAttempt: iso(d.next_attempt_at) } : {}),
+        attempts: JSON.parse(d.log) as unknown[],
+      }));
+    try {
+      await upsertNotificationEvents(
+        database(this.env.DB),
+        rows.map((r) => ({
+          id: r.id,
+          namespace: who.namespace,
+          ruleId: r.rule_id,
+          type: r.type,
+          subject: who.subject,
+          featureKey: r.feature_key,
+          createdAt: r.created_at,
+          payload: JSON.parse(r.payload) as unknown,
+          deliveries: deliveries(r.id),
+        })),
+      );
+    } catch (e) {
+      console.error("notification mirror to D1 failed; will retry", e);
+      return false;
+    }
+    for (const r of rows) this.sql.exec("UPDATE notifications SET mirrored_version = ? WHERE id = ?", r.version, r.id);
+    return true;
+  }
+}

@@ -1,0 +1,197 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { database } from "../db/client";
+import { forgetNamespaceConfig } from "../db/config";
+import { findChannel, listChannelsQuery, rulesUsingChannel, saveChannel, type ChannelRow } from "../db/notifications";
+import { ulid } from "../domain/ids";
+import { allowedCustomHeader } from "../domain/notification";
+import { generateSigningSecret, isValidSigningSecret } from "../domain/signing";
+import { iso } from "../domain/time";
+import { checkWebhookUrl } from "../domain/webhook-url";
+import { settings } from "../env";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { ApiError, errorResponses } from "./errors";
+import { PageQuery, page, paginated } from "./pagination";
+
+const ChannelCreate = z
+  .object({
+    type: z.literal("WEBHOOK"),
+    name: z.string().min(1).max(256),
+    url: z.string().min(1).max(2048),
+    customHeaders: z.record(z.string(), z.string().max(1024)).optional(),
+    signingSecret: z.string().optional(),
+    disabled: z.boolean().optional(),
+    metadata: z.record(z.string(), z.string()).nullable().optional(),
+  })
+  .openapi("NotificationChannelWebhookCreateRequest");
+
+export const ChannelSchema = z
+  .object({
+    id: z.string(),
+    type: z.literal("WEBHOOK"),
+    name: z.string(),
+    url: z.string(),
+    customHeaders: z.record(z.string(), z.string()),
+    signingSecret: z.string(),
+    disabled: z.boolean(),
+    metadata: z.record(z.string(), z.string()).nullable().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("NotificationChannelWebhook");
+
+export const toChannelApi = (r: ChannelRow) => ({
+  id: r.id,
+  type: "WEBHOOK" as const,
+  name: r.name,
+  url: r.url,
+  customHeaders: r.customHeaders,
+  signingSecret: r.signingSecret,
+  disabled: r.disabled,
+  metadata: r.metadata ?? null,
+  createdAt: iso(r.createdAt),
+  updatedAt: iso(r.updatedAt),
+});
+
+/** URL policy, header names and secret format: checked before anything is stored. */
+function validated(body: z.infer<typeof ChannelCreate>, allowInsecure: boolean) {
+  const errors: { field: string; message: string }[] = [];
+  const url = checkWebhookUrl(body.url, allowInsecure);
+  if (!url.ok) errors.push({ field: "url", message: url.reason });
+  for (const name of Object.keys(body.customHeaders ?? {})) {
+    if (!allowedCustomHeader(name)) errors.push({ field: `customHeaders.${name}`, message: "not a valid header name, or one edgemeter sets itself" });
+  }
+  if (body.signingSecret !== undefined && !isValidSigningSecret(body.signingSecret)) {
+    errors.push({ field: "signingSecret", message: "must match ^(whsec_)?[a-zA-Z0-9+/=]{32,100}$ and be base64" });
+  }
+  if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
+  return { url: url.ok ? url.url : body.url, signingSecret: body.signingSecret ?? generateSigningSecret() };
+}
+
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const Id = z.object({ channelId: z.string().min(1).max(64) });
+
+export const channels = new OpenAPIHono<AppEnv>();
+
+channels.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/notification/channels",
+    summary: "List notification channels",
+    tags: ["Notifications"],
+    middleware: [requireScope("read")] as const,
+    request: { query: PageQuery.extend({ includeDisabled: z.enum(["true", "false"]).optional() }) },
+    responses: { 200: { description: "Channels", content: json(paginated(ChannelSchema, "NotificationChannelPaginatedResponse")) }, ...errorResponses("unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const rows = (await listChannelsQuery(database(c.env.DB), c.get("principal").namespace)).filter((r) => q.includeDisabled === "true" || !r.disabled);
+    return c.json(page(rows.map(toChannelApi), q), 200);
+  },
+);
+
+channels.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/notification/channels",
+    summary: "Create a webhook channel (a signing secret is generated when absent)",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { body: { required: true, content: json(ChannelCreate) } },
+    responses: { 201: { description: "Created", content: json(ChannelSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const v = validated(body, settings(c.env).ALLOW_INSECURE_WEBHOOKS);
+    const now = Date.now();
+    const row: ChannelRow = {
+      id: ulid(now),
+      namespace: c.get("principal").namespace,
+      name: body.name,
+      url: v.url,
+      customHeaders: body.customHeaders ?? {},
+      signingSecret: v.signingSecret,
+      disabled: body.disabled ?? false,
+      metadata: body.metadata ?? null,
+      createdAt: now,
+      updatedAt: now,
+      deletedAt: null,
+    };
+    await saveChannel(database(c.env.DB), row);
+    forgetNamespaceConfig(row.namespace);
+    return c.json(toChannelApi(row), 201);
+  },
+);
+
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<ChannelRow> {
+  const row = await findChannel(database(env.DB), namespace, id);
+  if (!row) throw new ApiError("not_found", `no notification channel ${id}`);
+  return row;
+}
+
+channels.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/notification/channels/{channelId}",
+    summary: "Get a notification channel",
+    tags: ["Notifications"],
+    middleware: [requireScope("read")] as const,
+    request: { params: Id },
+    responses: { 200: { description: "Channel", content: json(ChannelSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => c.json(toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId)), 200),
+);
+
+channels.openapi(
+  createRoute({
+    method: "put",
+    path: "/api/v1/notification/channels/{channelId}",
+    summary: "Replace a notification channel",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Id, body: { required: true, content: json(ChannelCreate) } },
+    responses: { 200: { description: "Updated", content: json(ChannelSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const current = await mustFind(c.env, namespace, c.req.valid("param").channelId);
+    const body = c.req.valid("json");
+    const v = validated({ ...body, signingSecret: body.signingSecret ?? current.signingSecret }, settings(c.env).ALLOW_INSECURE_WEBHOOKS);
+    const row: ChannelRow = {
+      ...current,
+      name: body.name,
+      url: v.url,
+      customHeaders: body.customHeaders ?? {},
+      signingSecret: v.signingSecret,
+      disabled: body.disabled ?? false,
+      metadata: body.metadata ?? null,
+      updatedAt: Date.now(),
+    };
+    await saveChannel(database(c.env.DB), row);
+    forgetNamespaceConfig(namespace);
+    return c.json(toChannelApi(row), 200);
+  },
+);
+
+channels.openapi(
+  createRoute({
+    method: "delete",
+    path: "/api/v1/notification/channels/{channelId}",
+    summary: "Delete a notification channel (not while a rule uses it)",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Id },
+    responses: { 204: { description: "Deleted" }, ...errorResponses("unauthenticated", "forbidden", "not_found", "conflict") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const db = database(c.env.DB);
+    const current = await mustFind(c.env, namespace, c.req.valid("param").channelId);
+    const users = await rulesUsingChannel(db, namespace, current.id);
+    if (users.length) throw new ApiError("conflict", `channel is used by rule(s) ${users.join(", ")}; remove it from them first`);
+    const now = Date.now();
+    await saveChannel(db, { ...current, deletedAt: now, updatedAt: now });
+    forgetNamespaceConfig(namespace);
+    return c.body(null, 204);
+  },
+);

@@ -1,0 +1,109 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { database } from "../db/client";
+import { findNotificationEvent, findRule, listNotificationEvents, type NotificationEventRow } from "../db/notifications";
+import { customer } from "../customer/client";
+import { iso, parseRfc3339 } from "../domain/time";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { ApiError, errorResponses } from "./errors";
+import { listParam, PageQuery, paginated } from "./pagination";
+import { toRuleApi } from "./notification-rules";
+
+export const NotificationEventSchema = z
+  .object({
+    id: z.string(),
+    type: z.string(),
+    createdAt: z.string(),
+    rule: z.record(z.string(), z.unknown()),
+    deliveryStatus: z.array(z.record(z.string(), z.unknown())),
+    payload: z.record(z.string(), z.unknown()),
+  })
+  .openapi("NotificationEvent");
+
+async function toApi(env: AppEnv["Bindings"], r: NotificationEventRow) {
+  const rule = await findRule(database(env.DB), r.namespace, r.ruleId);
+  return {
+    id: r.id,
+    type: r.type,
+    createdAt: iso(r.createdAt),
+    rule: rule ? toRuleApi(rule) : { id: r.ruleId },
+    deliveryStatus: r.deliveries as Record<string, unknown>[],
+    payload: r.payload as Record<string, unknown>,
+  };
+}
+
+const time = (field: string) =>
+  z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || parseRfc3339(v) !== null, `${field} must be an RFC 3339 date-time`);
+
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const Id = z.object({ eventId: z.string().min(1).max(64) });
+
+export const notificationEvents = new OpenAPIHono<AppEnv>();
+
+notificationEvents.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/notification/events",
+    summary: "List notification events with their delivery status, newest first",
+    tags: ["Notifications"],
+    middleware: [requireScope("read")] as const,
+    request: { query: PageQuery.extend({ from: time("from"), to: time("to"), rule: listParam(20), subject: listParam(20), feature: listParam(20) }) },
+    responses: { 200: { description: "Events", content: json(paginated(NotificationEventSchema, "NotificationEventPaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const { rows, total } = await listNotificationEvents(database(c.env.DB), {
+      namespace: c.get("principal").namespace,
+      from: q.from ? parseRfc3339(q.from)! : undefined,
+      to: q.to ? parseRfc3339(q.to)! : undefined,
+      rules: q.rule,
+      subjects: q.subject,
+      features: q.feature,
+      limit: q.pageSize,
+      offset: (q.page - 1) * q.pageSize,
+    });
+    return c.json({ totalCount: total, page: q.page, pageSize: q.pageSize, items: await Promise.all(rows.map((r) => toApi(c.env, r))) }, 200);
+  },
+);
+
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<NotificationEventRow> {
+  const row = await findNotificationEvent(database(env.DB), namespace, id);
+  if (!row) throw new ApiError("not_found", `no notification event ${id}`);
+  return row;
+}
+
+notificationEvents.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/notification/events/{eventId}",
+    summary: "Get a notification event with per-channel delivery status and attempts",
+    tags: ["Notifications"],
+    middleware: [requireScope("read")] as const,
+    request: { params: Id },
+    responses: { 200: { description: "Event", content: json(NotificationEventSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => c.json(await toApi(c.env, await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").eventId)), 200),
+);
+
+notificationEvents.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/notification/events/{eventId}/resend",
+    summary: "Send a notification event again (same webhook-id) to all or some of its channels",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Id, body: { required: false, content: json(z.object({ channels: z.array(z.string()).max(5).optional() }).openapi("NotificationEventResendRequest")) } },
+    responses: { 202: { description: "Queued for delivery" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const row = await mustFind(c.env, namespace, c.req.valid("param").eventId);
+    const channels = c.req.valid("json")?.channels ?? [];
+    const n = await customer(c.env, { namespace, subject: row.subject }).resendNotification({ namespace, subject: row.subject }, row.id, channels);
+    if (n === 0) throw new ApiError("not_found", `notification event ${row.id} has no delivery to the given channels`);
+    return c.body(null, 202);
+  },
+);

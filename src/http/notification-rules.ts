@@ -1,0 +1,257 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { database } from "../db/client";
+import { forgetNamespaceConfig } from "../db/config";
+import { findFeature } from "../db/features";
+import { findRule, listChannelsQuery, listRulesQuery, saveRule, toChannelDef, type RuleRow } from "../db/notifications";
+import { send } from "../customer/outbox";
+import { classifyResponse } from "../domain/backoff";
+import { ulid } from "../domain/ids";
+import { iso } from "../domain/time";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { ApiError, errorResponses } from "./errors";
+import { listParam, PageQuery, page, paginated } from "./pagination";
+
+const ThresholdSchema = z
+  .object({ type: z.enum(["usage_value", "usage_percentage", "balance_value", "NUMBER", "PERCENT"]), value: z.number().finite().min(0) })
+  .openapi("NotificationRuleBalanceThresholdValue");
+
+const RuleCreate = z
+  .discriminatedUnion("type", [
+    z.object({
+      type: z.literal("entitlements.balance.threshold"),
+      name: z.string().min(1).max(256),
+      disabled: z.boolean().optional(),
+      metadata: z.record(z.string(), z.string()).nullable().optional(),
+      thresholds: z.array(ThresholdSchema).min(1).max(10),
+      channels: z.array(z.string().min(1)).min(1).max(5),
+      features: z.array(z.string().min(1)).min(1).max(20).optional(),
+    }),
+    z.object({
+      type: z.literal("entitlements.reset"),
+      name: z.string().min(1).max(256),
+      disabled: z.boolean().optional(),
+      metadata: z.record(z.string(), z.string()).nullable().optional(),
+      channels: z.array(z.string().min(1)).min(1).max(5),
+      features: z.array(z.string().min(1)).min(1).max(20).optional(),
+    }),
+  ])
+  .openapi("NotificationRuleCreateRequest");
+
+export const RuleSchema = z
+  .object({
+    id: z.string(),
+    type: z.enum(["entitlements.balance.threshold", "entitlements.reset"]),
+    name: z.string(),
+    disabled: z.boolean(),
+    channels: z.array(z.object({ id: z.string(), type: z.literal("WEBHOOK") })),
+    thresholds: z.array(ThresholdSchema).optional(),
+    features: z.array(z.object({ id: z.string(), key: z.string() })).optional(),
+    metadata: z.record(z.string(), z.string()).nullable().optional(),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .openapi("NotificationRule");
+
+export const toRuleApi = (r: RuleRow, featureKeys: ReadonlyMap<string, string> = new Map()) => ({
+  id: r.id,
+  type: r.type as "entitlements.balance.threshold" | "entitlements.reset",
+  name: r.name,
+  disabled: r.disabled,
+  channels: r.channels.map((id) => ({ id, type: "WEBHOOK" as const })),
+  ...(r.type === "entitlements.balance.threshold" ? { thresholds: r.thresholds as z.infer<typeof ThresholdSchema>[] } : {}),
+  ...(r.features.length ? { features: r.features.map((id) => ({ id, key: featureKeys.get(id) ?? id })) } : {}),
+  metadata: r.metadata ?? null,
+  createdAt: iso(r.createdAt),
+  updatedAt: iso(r.updatedAt),
+});
+
+/** Channels must exist in the namespace; features are stored by id, accepted by id or key. */
+async function resolve(env: AppEnv["Bindings"], namespace: string, body: z.infer<typeof RuleCreate>) {
+  const db = database(env.DB);
+  const known = new Set((await listChannelsQuery(db, namespace)).map((ch) => ch.id));
+  const errors: { field: string; message: string }[] = [];
+  body.channels.forEach((id, i) => known.has(id) || errors.push({ field: `channels.${i}`, message: `no notification channel ${id}` }));
+  const features: string[] = [];
+  const keys = new Map<string, string>();
+  for (const [i, f] of (body.features ?? []).entries()) {
+    const row = await findFeature(db, namespace, f);
+    if (!row) errors.push({ field: `features.${i}`, message: `no feature ${f}` });
+    else {
+      features.push(row.id);
+      keys.set(row.id, row.key);
+    }
+  }
+  if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
+  return { features, keys };
+}
+
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+const Id = z.object({ ruleId: z.string().min(1).max(64) });
+
+export const rules = new OpenAPIHono<AppEnv>();
+
+rules.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/notification/rules",
+    summary: "List notification rules",
+    tags: ["Notifications"],
+    middleware: [requireScope("read")] as const,
+    request: { query: PageQuery.extend({ includeDisabled: z.enum(["true", "false"]).optional(), channel: listParam(20) }) },
+    responses: { 200: { description: "Rules", content: json(paginated(RuleSchema, "NotificationRulePaginatedResponse")) }, ...errorResponses("unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const rows = (await listRulesQuery(database(c.env.DB), c.get("principal").namespace)).filter(
+      (r) => (q.includeDisabled === "true" || !r.disabled) && (q.channel.length === 0 || r.channels.some((ch) => q.channel.includes(ch))),
+    );
+    return c.json(page(rows.map((r) => toRuleApi(r)), q), 200);
+  },
+);
+
+rules.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/notification/rules",
+    summary: "Create a notification rule",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { body: { required: true, content: json(RuleCreate) } },
+    responses: { 201: { description: "Created", content: json(RuleSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const namespace = c.get("principal").namespace;
+    const { features, keys } = await resolve(c.env, namespace, body);
+    const now = Date.now();
+    const row: RuleRow = {
+      id: ulid(now),
+      namespace,
+      type: body.type,
+      name: body.name,
+      disabled: body.disabled ?? false,
+      channels: [...new Set(body.channels)],
+      features,
+      thresholds: body.type === "entitlements.balance.threshold" ? body.thresholds : [],
+      metadata: body.metadata ?? null,
+      createdAt: now,
+      updatedAt: now,
+      deletedAt: null,
+    };
+    await saveRule(database(c.env.DB), row);
+    forgetNamespaceConfig(namespace);
+    return c.json(toRuleApi(row, keys), 201);
+  },
+);
+
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<RuleRow> {
+  const row = await findRule(database(env.DB), namespace, id);
+  if (!row) throw new ApiError("not_found", `no notification rule ${id}`);
+  return row;
+}
+
+rules.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/notification/rules/{ruleId}",
+    summary: "Get a notification rule",
+    tags: ["Notifications"],
+    middleware: [requireScope("read")] as const,
+    request: { params: Id },
+    responses: { 200: { description: "Rule", content: json(RuleSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => c.json(toRuleApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").ruleId)), 200),
+);
+
+rules.openapi(
+  createRoute({
+    method: "put",
+    path: "/api/v1/notification/rules/{ruleId}",
+    summary: "Replace a notification rule",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Id, body: { required: true, content: json(RuleCreate) } },
+    responses: { 200: { description: "Updated", content: json(RuleSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const current = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
+    const body = c.req.valid("json");
+    const { features, keys } = await resolve(c.env, namespace, body);
+    const row: RuleRow = {
+      ...current,
+      type: body.type,
+      name: body.name,
+      disabled: body.disabled ?? false,
+      channels: [...new Set(body.channels)],
+      features,
+      thresholds: body.type === "entitlements.balance.threshold" ? body.thresholds : [],
+      metadata: body.metadata ?? null,
+      updatedAt: Date.now(),
+    };
+    await saveRule(database(c.env.DB), row);
+    forgetNamespaceConfig(namespace);
+    return c.json(toRuleApi(row, keys), 200);
+  },
+);
+
+rules.openapi(
+  createRoute({
+    method: "delete",
+    path: "/api/v1/notification/rules/{ruleId}",
+    summary: "Delete a notification rule",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Id },
+    responses: { 204: { description: "Deleted" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const current = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
+    const now = Date.now();
+    await saveRule(database(c.env.DB), { ...current, deletedAt: now, updatedAt: now });
+    forgetNamespaceConfig(namespace);
+    return c.body(null, 204);
+  },
+);
+
+rules.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/notification/rules/{ruleId}/test",
+    summary: "Send a test notification to the rule's channels (one signed attempt each, not retried)",
+    tags: ["Notifications"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: Id },
+    responses: { 201: { description: "Sent; deliveryStatus tells each channel's answer", content: json(z.record(z.string(), z.unknown())) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const rule = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
+    const channels = (await listChannelsQuery(database(c.env.DB), namespace)).filter((ch) => rule.channels.includes(ch.id)).map(toChannelDef);
+    const now = Date.now();
+    const id = ulid(now);
+    const payload = {
+      id,
+      type: rule.type,
+      timestamp: iso(now),
+      data: { test: true, rule: { id: rule.id, name: rule.name }, ...(rule.type === "entitlements.balance.threshold" ? { threshold: rule.thresholds[0] } : {}) },
+    };
+    const body = JSON.stringify(payload);
+    const deliveryStatus = await Promise.all(
+      channels.map(async (ch) => {
+        const a = await send(ch, id, body, fetch);
+        const ok = classifyResponse(a.status) === "success";
+        return {
+          channel: { id: ch.id, type: "WEBHOOK" as const },
+          state: ok ? "SUCCESS" : "FAILED",
+          reason: typeof a.status === "number" ? `receiver answered ${a.status}` : `${a.status}: ${a.body}`,
+          updatedAt: iso(Date.now()),
+          attempts: [{ state: ok ? "SUCCESS" : "FAILED", timestamp: iso(Date.now()), response: { ...(typeof a.status === "number" ? { statusCode: a.status } : {}), body: a.body, durationMs: a.durationMs } }],
+        };
+      }),
+    );
+    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule), deliveryStatus, payload }, 201);
+  },
+);
