@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import type { EntitlementRecord, Result } from "../customer/entitlements";
+import { renderEntitlement } from "../customer/entitlement-view";
 import type { GrantRow } from "../customer/grants";
 import { EXPIRATION_DURATIONS } from "../domain/entitlement";
 import { SLUG_PATTERN } from "../domain/meter";
@@ -109,34 +110,9 @@ export const EntitlementSchema = z
   })
   .openapi("Entitlement", { description: "OpenMeter's EntitlementMetered, EntitlementStatic or EntitlementBoolean, by `type`." });
 
+/** The one rendering, shared with webhook payloads (src/customer/entitlement-view.ts). */
 export function toEntitlementApi(r: EntitlementRecord, subjectKey: string): z.infer<typeof EntitlementSchema> {
-  const m = r.metered;
-  return {
-    type: r.type,
-    id: r.id,
-    featureId: r.featureId,
-    featureKey: r.featureKey,
-    subjectKey,
-    ...(r.metadata ? { metadata: r.metadata } : {}),
-    createdAt: iso(r.createdAt),
-    updatedAt: iso(r.updatedAt),
-    ...(r.deletedAt !== null ? { deletedAt: iso(r.deletedAt) } : {}),
-    activeFrom: iso(r.createdAt),
-    ...(r.usagePeriod ? { usagePeriod: { interval: r.usagePeriod.interval, intervalISO: intervalToISO(r.usagePeriod.interval), anchor: iso(r.usagePeriod.anchor) } } : {}),
-    ...(r.currentUsagePeriod ? { currentUsagePeriod: { from: iso(r.currentUsagePeriod.from), to: iso(r.currentUsagePeriod.to) } } : {}),
-    ...(r.config !== null ? { config: r.config } : {}),
-    ...(m
-      ? {
-          isSoftLimit: m.isSoftLimit,
-          isUnlimited: false,
-          ...(m.issueAfterReset !== null ? { issueAfterReset: m.issueAfterReset } : {}),
-          ...(m.issueAfterResetPriority !== null ? { issueAfterResetPriority: m.issueAfterResetPriority } : {}),
-          preserveOverageAtReset: m.preserveOverageAtReset,
-          lastReset: iso(m.lastReset),
-          measureUsageFrom: iso(m.measureUsageFrom),
-        }
-      : {}),
-  };
+  return renderEntitlement(r, subjectKey);
 }
 
 export const EntitlementValueSchema = z
