@@ -1,3 +1,4 @@
+import type { Bucket } from "../domain/aggregate";
 import type { BucketDelta, UniqueEntry } from "../domain/metering";
 import { markDropped } from "./snapshots";
 import { jsonChunks, type Sql } from "./sql";
@@ -36,16 +37,7 @@ export function addToBuckets(sql: Sql, deltas: readonly BucketDelta[], uniques: 
   }
 }
 
-export interface BucketRow extends Record<string, SqlStorageValue> {
-  minute: number;
-  group_key: string;
-  sum: number;
-  count: number;
-  min: number | null;
-  max: number | null;
-  latest_at: number;
-  latest: number | null;
-}
+export type BucketRow = Bucket & Record<string, SqlStorageValue>;
 
 /** In (minute, group_key) order: foldBuckets' LATEST tie-break follows it, and D1 reports mirror that rule. */
 export function readBuckets(sql: Sql, meterId: string, fromMinute: number, toMinute: number): BucketRow[] {

@@ -1,3 +1,4 @@
+import type { Aggregates } from "../domain/aggregate";
 import { sql, type SQL } from "drizzle-orm";
 import { jsonChunks } from "../domain/chunks";
 import type { Aggregation } from "../domain/meter";
@@ -15,17 +16,11 @@ export interface SnapshotQuery {
 }
 
 /** One (window, subject, group) of the answer, folded by D1. UNIQUE_COUNT puts its distinct count in `count`. */
-export interface SnapshotPartial {
+export interface SnapshotPartial extends Aggregates {
   win: number;
   subject: string | null;
   /** JSON object of the `groupBy` keys, in that order. */
   grp: string;
-  sum: number;
-  count: number;
-  min: number | null;
-  max: number | null;
-  latest_at: number;
-  latest: number | null;
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;

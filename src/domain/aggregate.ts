@@ -1,16 +1,20 @@
 import type { Aggregation } from "./meter";
 import { nextWindowStart, windowStart, type WindowSize } from "./windows";
 
-/** A stored minute bucket, as the query reads it. */
-export interface Bucket {
-  minute: number;
-  group_key: string;
+/** What every stored aggregate keeps, at any granularity: enough to answer every aggregation. */
+export interface Aggregates {
   sum: number;
   count: number;
   min: number | null;
   max: number | null;
   latest_at: number;
   latest: number | null;
+}
+
+/** A stored minute bucket, as the query reads it. */
+export interface Bucket extends Aggregates {
+  minute: number;
+  group_key: string;
 }
 
 export interface UniqueValue {

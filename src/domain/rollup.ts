@@ -1,3 +1,4 @@
+import type { Bucket } from "./aggregate";
 import { nextWindowStart, windowStart, type WindowSize } from "./windows";
 
 /**
@@ -14,17 +15,9 @@ export function granuleOf(ms: number): number {
   return Math.floor(ms / GRANULE_MS) * GRANULE_MS + 0;
 }
 
-/** A stored minute bucket, as the Durable Object reads it. */
-export interface MinuteBucket {
+/** A stored minute bucket of some meter, as the Durable Object reads it. */
+export interface MinuteBucket extends Bucket {
   meter_id: string;
-  minute: number;
-  group_key: string;
-  sum: number;
-  count: number;
-  min: number | null;
-  max: number | null;
-  latest_at: number;
-  latest: number | null;
 }
 
 /** One snapshot row: a meter's 15 minutes for one combination of group-by values, absolute values. */

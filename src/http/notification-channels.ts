@@ -68,6 +68,20 @@ function validated(body: z.infer<typeof ChannelCreate>, allowInsecure: boolean) 
   return { url: url.ok ? url.url : body.url, signingSecret: body.signingSecret ?? generateSigningSecret() };
 }
 
+/** What a create or a replace sets; a replace without a secret keeps the current one. */
+function fromBody(body: z.infer<typeof ChannelCreate>, currentSecret: string | undefined, env: AppEnv["Bindings"], now: number) {
+  const v = validated({ ...body, signingSecret: body.signingSecret ?? currentSecret }, settings(env).ALLOW_INSECURE_WEBHOOKS);
+  return {
+    name: body.name,
+    url: v.url,
+    customHeaders: body.customHeaders ?? {},
+    signingSecret: v.signingSecret,
+    disabled: body.disabled ?? false,
+    metadata: body.metadata ?? null,
+    updatedAt: now,
+  };
+}
+
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const Id = z.object({ channelId: z.string().min(1).max(64) });
 
@@ -102,21 +116,8 @@ channels.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
-    const v = validated(body, settings(c.env).ALLOW_INSECURE_WEBHOOKS);
     const now = Date.now();
-    const row: ChannelRow = {
-      id: ulid(now),
-      namespace: c.get("principal").namespace,
-      name: body.name,
-      url: v.url,
-      customHeaders: body.customHeaders ?? {},
-      signingSecret: v.signingSecret,
-      disabled: body.disabled ?? false,
-      metadata: body.metadata ?? null,
-      createdAt: now,
-      updatedAt: now,
-      deletedAt: null,
-    };
+    const row: ChannelRow = { id: ulid(now), namespace: c.get("principal").namespace, createdAt: now, deletedAt: null, ...fromBody(body, undefined, c.env, now) };
     await saveChannel(database(c.env.DB), row);
     forgetNamespaceConfig(row.namespace);
     return c.json(toChannelApi(row), 201);
@@ -156,17 +157,7 @@ channels.openapi(
     const namespace = c.get("principal").namespace;
     const current = await mustFind(c.env, namespace, c.req.valid("param").channelId);
     const body = c.req.valid("json");
-    const v = validated({ ...body, signingSecret: body.signingSecret ?? current.signingSecret }, settings(c.env).ALLOW_INSECURE_WEBHOOKS);
-    const row: ChannelRow = {
-      ...current,
-      name: body.name,
-      url: v.url,
-      customHeaders: body.customHeaders ?? {},
-      signingSecret: v.signingSecret,
-      disabled: body.disabled ?? false,
-      metadata: body.metadata ?? null,
-      updatedAt: Date.now(),
-    };
+    const row: ChannelRow = { ...current, ...fromBody(body, current.signingSecret, c.env, Date.now()) };
     await saveChannel(database(c.env.DB), row);
     forgetNamespaceConfig(namespace);
     return c.json(toChannelApi(row), 200);

@@ -86,6 +86,20 @@ async function resolve(env: AppEnv["Bindings"], namespace: string, body: z.infer
   return { features, keys };
 }
 
+/** What a create or a replace sets (PUT replaces every field, as OpenMeter's does). */
+function fromBody(body: z.infer<typeof RuleCreate>, features: string[], now: number) {
+  return {
+    type: body.type,
+    name: body.name,
+    disabled: body.disabled ?? false,
+    channels: [...new Set(body.channels)],
+    features,
+    thresholds: body.type === "entitlements.balance.threshold" ? body.thresholds : [],
+    metadata: body.metadata ?? null,
+    updatedAt: now,
+  };
+}
+
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const Id = z.object({ ruleId: z.string().min(1).max(64) });
 
@@ -125,20 +139,7 @@ rules.openapi(
     const namespace = c.get("principal").namespace;
     const { features, keys } = await resolve(c.env, namespace, body);
     const now = Date.now();
-    const row: RuleRow = {
-      id: ulid(now),
-      namespace,
-      type: body.type,
-      name: body.name,
-      disabled: body.disabled ?? false,
-      channels: [...new Set(body.channels)],
-      features,
-      thresholds: body.type === "entitlements.balance.threshold" ? body.thresholds : [],
-      metadata: body.metadata ?? null,
-      createdAt: now,
-      updatedAt: now,
-      deletedAt: null,
-    };
+    const row: RuleRow = { id: ulid(now), namespace, createdAt: now, deletedAt: null, ...fromBody(body, features, now) };
     await saveRule(database(c.env.DB), row);
     forgetNamespaceConfig(namespace);
     return c.json(toRuleApi(row, keys), 201);
@@ -179,17 +180,7 @@ rules.openapi(
     const current = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
     const body = c.req.valid("json");
     const { features, keys } = await resolve(c.env, namespace, body);
-    const row: RuleRow = {
-      ...current,
-      type: body.type,
-      name: body.name,
-      disabled: body.disabled ?? false,
-      channels: [...new Set(body.channels)],
-      features,
-      thresholds: body.type === "entitlements.balance.threshold" ? body.thresholds : [],
-      metadata: body.metadata ?? null,
-      updatedAt: Date.now(),
-    };
+    const row: RuleRow = { ...current, ...fromBody(body, features, Date.now()) };
     await saveRule(database(c.env.DB), row);
     forgetNamespaceConfig(namespace);
     return c.json(toRuleApi(row, keys), 200);
