@@ -1,7 +1,11 @@
-// Start a real edgemeter gateway (`scripts/start.mjs` → `wrangler dev` → workerd) for end-to-end
-// tests and benchmarks. Plain ESM with Node built-ins only, so bench/ scripts can import it too.
+// Start a real edgemeter gateway for end-to-end tests and benchmarks, with either runtime:
+//   "dev"   `npm start`:     scripts/start.mjs → `wrangler dev` → workerd (the default)
+//   "serve" `npm run serve`: scripts/serve.mjs → production bundle on workerd, no dev proxy
+// Both keep their state in the same layout, so one state dir can be used by either.
+// Plain ESM with Node built-ins only, so bench/ scripts can import it too.
 //
 //   let gw = await startGateway();      // free port, fresh temp state dir, random admin key
+//   let gw = await startGateway({ runtime: "serve" });
 //   await fetch(`${gw.baseUrl}/healthz`);
 //   gw = await gw.restart();            // SIGTERM, then a new process: same port, state dir, key
 //   await gw.kill9();                   // crash: SIGKILL to the whole process group
@@ -9,7 +13,7 @@
 //   await gw.cleanup();                 // stop, and remove the temp state dir
 //
 // Each gateway runs in its own process group (spawned detached), so stop() / kill9() take down
-// start.mjs, both wrangler processes and the workerd children together, by group id.
+// start.mjs / serve.mjs and every wrangler and workerd child together, by group id.
 // Set EDGEMETER_E2E_LOG=1 to stream the gateway's output to stderr; otherwise the last lines are kept
 // and attached to the error when startup fails.
 import { spawn } from "node:child_process";
@@ -21,7 +25,19 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
-const START_SCRIPT = path.join(ROOT, "scripts", "start.mjs");
+/** How each runtime is started, and the line it prints once it serves on `port`. */
+const RUNTIMES = {
+  dev: {
+    script: path.join(ROOT, "scripts", "start.mjs"),
+    args: (port, stateDir) => ["--port", String(port), "--persist-to", stateDir],
+    ready: (port) => new RegExp(`Ready on https?://127\\.0\\.0\\.1:${port}\\b`),
+  },
+  serve: {
+    script: path.join(ROOT, "scripts", "serve.mjs"),
+    args: (port, stateDir) => ["--host", "127.0.0.1", "--port", String(port), "--data", stateDir],
+    ready: (port) => new RegExp(`edgemeter serve: listening on http://127\\.0\\.0\\.1:${port}\\b`),
+  },
+};
 const STOP_GRACE_MS = 5_000;
 const OUTPUT_LINES_KEPT = 200;
 
@@ -41,8 +57,11 @@ export async function startGateway(options = {}) {
   const ownsStateDir = options.stateDir === undefined;
   const stateDir = options.stateDir ?? mkdtempSync(path.join(tmpdir(), "edgemeter-e2e-"));
   const adminKey = options.adminKey ?? `em_admin_${randomBytes(32).toString("base64url")}`;
+  const runtime = options.runtime ?? "dev";
+  if (!RUNTIMES[runtime]) throw new Error(`unknown runtime ${JSON.stringify(runtime)} (dev or serve)`);
   try {
     return await launch({
+      runtime,
       port,
       stateDir,
       ownsStateDir,
@@ -59,6 +78,7 @@ export async function startGateway(options = {}) {
 
 async function launch(cfg) {
   const { port, stateDir, adminKey, timeoutMs, log } = cfg;
+  const runtime = RUNTIMES[cfg.runtime];
   const baseUrl = `http://127.0.0.1:${port}`;
   const env = {
     ...process.env,
@@ -71,13 +91,12 @@ async function launch(cfg) {
     EDGEMETER_STDIN_LIFELINE: "1",
     FORCE_COLOR: "0",
   };
-  // The flags below decide; don't let the caller's shell pick another port or state dir.
-  delete env.PORT;
-  delete env.EDGEMETER_STATE_DIR;
+  // The flags below decide; don't let the caller's shell pick another address, port or state dir.
+  for (const name of ["HOST", "PORT", "EDGEMETER_STATE_DIR", "EDGEMETER_DATA_DIR"]) delete env[name];
 
-  // process.execPath: vitest (via npm) already runs on the bundled Node 22; start.mjs falls back to
-  // it by itself if not.
-  const child = spawn(process.execPath, [START_SCRIPT, "--port", String(port), "--persist-to", stateDir], {
+  // process.execPath: vitest (via npm) already runs on the bundled Node 22 (serve.mjs needs it;
+  // start.mjs falls back to it by itself).
+  const child = spawn(process.execPath, [runtime.script, ...runtime.args(port, stateDir)], {
     cwd: ROOT,
     env,
     detached: true, // own process group: one kill reaches wrangler and workerd too
@@ -87,13 +106,13 @@ async function launch(cfg) {
   const pid = child.pid;
   if (pid === undefined) {
     await new Promise((resolve) => child.once("error", resolve));
-    throw new Error(`could not spawn ${START_SCRIPT}`);
+    throw new Error(`could not spawn ${runtime.script}`);
   }
   live.add(pid);
 
   const lines = [];
   const state = { buildFailed: false, ready: false };
-  const readyLine = new RegExp(`Ready on https?://127\\.0\\.0\\.1:${port}\\b`);
+  const readyLine = runtime.ready(port);
   const collector = () => {
     let partial = "";
     return (chunk) => {
@@ -104,8 +123,8 @@ async function launch(cfg) {
       for (const line of parts) {
         if (!line.trim()) continue;
         lines.push(line);
-        // Only our own wrangler's "Ready" counts: a foreign server that grabbed the port between
-        // freePort() and wrangler's bind would answer /healthz too, while wrangler exits.
+        // Only our own server's ready line counts: a foreign server that grabbed the port between
+        // freePort() and our bind would answer /healthz too, while ours exits.
         if (readyLine.test(line)) state.ready = true;
         // wrangler dev does not exit on a build error (it waits for a file change): fail fast instead.
         if (line.includes("Build failed")) state.buildFailed = true;
@@ -134,6 +153,7 @@ async function launch(cfg) {
 
   /** @type {import("./harness.d.mts").Gateway} */
   const gateway = {
+    runtime: cfg.runtime,
     baseUrl,
     port,
     adminKey,
@@ -171,7 +191,7 @@ async function waitHealthy(baseUrl, exited, timeoutMs, state) {
   const deadline = Date.now() + timeoutMs;
   let early = null;
   exited.then((e) => (early = e));
-  let lastProblem = "wrangler has not reported Ready yet";
+  let lastProblem = "the gateway has not reported that it is ready yet";
   while (Date.now() < deadline) {
     if (early) throw new Error(`gateway exited before it was healthy (code ${early.code}, signal ${early.signal})`);
     if (state.buildFailed) throw new Error("wrangler could not build the Worker");
