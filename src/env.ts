@@ -11,6 +11,12 @@ export interface EdgemeterEnv {
   SNAPSHOT_INTERVAL_SECONDS?: string;
   SNAPSHOT_RETENTION_DAYS?: string;
   ALLOW_INSECURE_WEBHOOKS?: string;
+  /** The `[[ratelimits]]` binding of wrangler.toml: per-key request rate (src/http/auth.ts). */
+  RATE_LIMITER?: RateLimit;
+  RATE_LIMIT_ENABLED?: string;
+  WEBHOOK_TIMEOUT_MS?: string;
+  WEBHOOK_RETRY_SCALE?: string;
+  BENCH_PARSE_ONLY?: string;
 }
 
 export type Env = EdgemeterEnv;
@@ -35,6 +41,20 @@ export const settingsSchema = z.object({
   SNAPSHOT_INTERVAL_SECONDS: seconds(30, 86_400),
   SNAPSHOT_RETENTION_DAYS: z.coerce.number().int().min(1).max(36_500).optional().transform((v) => v ?? 400),
   ALLOW_INSECURE_WEBHOOKS: flag,
+  /** Per-key rate limiting through RATE_LIMITER; on unless "false" or "0" (e.g. for local load tests). */
+  RATE_LIMIT_ENABLED: z
+    .enum(["true", "false", "1", "0", ""])
+    .optional()
+    .transform((v) => v !== "false" && v !== "0"),
+  /** How long one webhook attempt may take before it counts as a timeout (and is retried). */
+  WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).optional().transform((v) => v ?? 15_000),
+  /**
+   * Multiplies the webhook retry schedule's delays (src/domain/backoff.ts). 1 in production: the
+   * spec's schedule, exactly. End-to-end tests use e.g. 0.001, so that 5 min becomes 0.3 s.
+   */
+  WEBHOOK_RETRY_SCALE: z.coerce.number().gt(0).max(1).optional().transform((v) => v ?? 1),
+  // POST /bench/parse-only, the benchmark's runtime ceiling (src/http/debug.ts). Off in production.
+  BENCH_PARSE_ONLY: flag,
 });
 export type Settings = z.output<typeof settingsSchema>;
 

@@ -26,7 +26,7 @@ const WRANGLER_JS = path.join(ROOT, "node_modules", "wrangler", "bin", "wrangler
 // its first request.
 const HANDLED = new Set([
   "rootPath", "compatibilityDate", "compatibilityFlags", "modulesRules", "zone", "access", "cronTriggers",
-  "bindings", "durableObjects", "d1Databases",
+  "bindings", "durableObjects", "d1Databases", "ratelimits",
 ]);
 
 function fail(message) {
@@ -86,7 +86,7 @@ async function main() {
   // Its `bindings` field is ignored on purpose: it includes .dev.vars.
   const { workerOptions } = wrangler.unstable_getMiniflareWorkerOptions(config);
   const unsupported = Object.keys(workerOptions).filter((k) => !HANDLED.has(k) && !isEmpty(workerOptions[k]));
-  if (unsupported.length > 0) fail(`wrangler.toml needs ${unsupported.join(", ")}; npm run serve provides vars, Durable Objects, D1 and crons only`);
+  if (unsupported.length > 0) fail(`wrangler.toml needs ${unsupported.join(", ")}; npm run serve provides vars, Durable Objects, D1, rate limiters and crons only`);
   if (config.assets || config.site) fail("static assets / sites are not supported by npm run serve");
   const vars = {};
   for (const [name, value] of Object.entries(config.vars ?? {})) vars[name] = typeof value === "string" ? value : JSON.stringify(value);
@@ -100,6 +100,8 @@ async function main() {
     crons: config.triggers?.crons ?? [],
     durableObjects: workerOptions.durableObjects ?? {},
     d1Databases: workerOptions.d1Databases ?? {},
+    // Rate limiters run in-process in workerd, like on one Cloudflare location.
+    ratelimits: workerOptions.ratelimits ?? {},
     d1Migrations: (config.d1_databases ?? []).map((db) => ({
       binding: db.binding,
       table: db.migrations_table ?? "d1_migrations",

@@ -121,6 +121,7 @@ export async function startServer({ buildDir, manifest, dataDir, host, port, var
           bindings: vars,
           durableObjects: manifest.durableObjects,
           d1Databases: manifest.d1Databases,
+          ratelimits: manifest.ratelimits ?? {},
           ...(direct ? { unsafeDirectSockets: [{ host, port }] } : {}),
         },
       ],

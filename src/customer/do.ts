@@ -7,7 +7,8 @@ import { registerSubject } from "../db/subjects";
 import { database } from "../db/client";
 import { readBuckets, readUniques } from "./buckets";
 import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
-import { ingestBatch, type IngestOutcome, type Rejection } from "./ingest";
+import { fromRows, ingestPlanned, type EventRows } from "./batch";
+import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from "./ingest";
 import { Jobs } from "./jobs";
 import { applyConfig, loadMeters, type ConfigSnapshot } from "./meters";
 import { getMeta, migrate, setMeta } from "./schema";
@@ -21,7 +22,7 @@ import { ensureCurrent, resetSegment, type ResetRequest } from "./segments";
 import { Notifier } from "./notify";
 import { resend } from "./outbox";
 import { SnapshotFlusher, type FlushReport } from "./snapshots";
-import { Sql } from "./sql";
+import { Sql, type SqlCounters } from "./sql";
 
 export interface Identity {
   namespace: string;
@@ -32,6 +33,17 @@ export interface IngestResult {
   accepted: number;
   duplicates: number;
   rejected: Rejection[];
+}
+
+/** What this customer's storage holds and what this instance's statements have cost (bench/ cost model). */
+export interface StorageStats extends SqlCounters {
+  databaseSize: number;
+  events: number;
+  buckets: number;
+  /** Alarm invocations of this instance: billed as Durable Object requests. */
+  alarms: number;
+  /** When this instance started: counters restart with a new instance (after eviction or restart). */
+  instanceStartedAt: number;
 }
 
 const PRUNE_EVERY_MS = 60 * 60_000;
@@ -47,6 +59,10 @@ export class CustomerDO extends DurableObject<Env> {
   protected readonly notifier: Notifier;
   protected meters: { version: number; set: MeterSet };
   protected identity: Identity | undefined;
+  protected readonly startedAt = Date.now();
+  /** Picks the cheaper way to dedupe the next batch (src/customer/ingest.ts storeNew). */
+  protected readonly dedupe: DedupeHint = { duplicatesLikely: false };
+  protected alarms = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -61,12 +77,16 @@ export class CustomerDO extends DurableObject<Env> {
     if (namespace !== undefined && subject !== undefined) this.identity = { namespace, subject };
   }
 
-  async ingest(id: Identity, config: ConfigSnapshot, events: MeterEvent[]): Promise<IngestResult> {
+  /** A batch of one subject: as EventRows (what the Worker sends: one string, cheap to pass) or as events. */
+  async ingest(id: Identity, config: ConfigSnapshot, batch: EventRows | MeterEvent[]): Promise<IngestResult> {
     this.claim(id);
     const now = Date.now();
     const outcome = this.sql.transaction(() => {
       this.sync(config);
-      const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs());
+      const planned = Array.isArray(batch) ? null : ingestPlanned(this.sql, batch, this.meters.version, now, this.retentionMs(), this.dedupe);
+      const o =
+        planned ??
+        ingestBatch(this.sql, this.meters.set, Array.isArray(batch) ? batch : fromRows(batch), now, this.retentionMs(), this.dedupe, Array.isArray(batch) ? undefined : batch.rows);
       if (o.accepted > 0) this.counted(o, now);
       return o;
     });
@@ -95,6 +115,25 @@ export class CustomerDO extends DurableObject<Env> {
   /** A no-op round trip (GET /healthz/do): the floor every other RPC's latency is measured against. */
   ping(): boolean {
     return true;
+  }
+
+  /**
+   * Storage size and the per-instance SQL counters (admin debug route). The counts use the raw SQL
+   * API on purpose: reading them must not add to the rows-read figures being reported.
+   */
+  storageStats(id: Identity): StorageStats | null {
+    if (!this.owns(id)) return null;
+    const counters = this.sql.snapshot();
+    const raw = this.ctx.storage.sql;
+    const count = (table: string) => Number(raw.exec<{ n: number }>(`SELECT count(*) AS n FROM ${table}`).one().n);
+    return {
+      ...counters,
+      databaseSize: raw.databaseSize,
+      events: count("events"),
+      buckets: count("buckets"),
+      alarms: this.alarms,
+      instanceStartedAt: this.startedAt,
+    };
   }
 
   // ---- Entitlements and grants (operations.ts, check.ts). Each call is one synchronous transaction. ----
@@ -162,7 +201,7 @@ export class CustomerDO extends DurableObject<Env> {
     const r = this.sql.transaction(() => {
       this.sync(config);
       return checkAndRecord(this.sql, this.meters.set, input, now, (events) => {
-        const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs());
+        const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs(), this.dedupe);
         if (o.accepted > 0) {
           this.counted(o, now);
           recorded = true;
@@ -213,6 +252,7 @@ export class CustomerDO extends DurableObject<Env> {
   }
 
   override async alarm(): Promise<void> {
+    this.alarms++;
     await this.jobs.run({
       prune: (now) => (pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null),
       deliver: (now) => this.notifier.deliver(now),

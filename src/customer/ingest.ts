@@ -1,6 +1,7 @@
 import { BucketAccumulator, readAll, type MeterEvent, type MeterSet, type Reading } from "../domain/metering";
 import { addToBuckets } from "./buckets";
-import { jsonChunks, type Sql } from "./sql";
+import { chunksOf, insertIgnoringStored, keepIf, MAX_WHOLE_JSON, storedIndexes } from "./event-log";
+import type { Sql } from "./sql";
 
 export const MAX_FUTURE_MS = 5 * 60_000;
 
@@ -15,8 +16,6 @@ export interface IngestOutcome {
   accepted: number;
   duplicates: number;
   rejected: Rejection[];
-  /** Indexes (in the request) of the events stored by this call. */
-  acceptedIndexes: number[];
   /** What the stored events added, for entitlement usage and thresholds. */
   buckets: BucketAccumulator;
 }
@@ -26,7 +25,16 @@ export interface IngestOutcome {
  * dedupe check, the event insert and the bucket update either all happen or none do, so a retry
  * after a crash neither loses nor double-counts (DESIGN invariant 1; OpenMeter #5118).
  */
-export function ingestBatch(sql: Sql, meters: MeterSet, events: readonly MeterEvent[], now: number, retentionMs: number): IngestOutcome {
+export function ingestBatch(
+  sql: Sql,
+  meters: MeterSet,
+  events: readonly MeterEvent[],
+  now: number,
+  retentionMs: number,
+  hint: DedupeHint = { duplicatesLikely: true },
+  /** `events` as EventRows JSON, when the caller has it: used as is if every event is to be stored. */
+  rowsJson?: string,
+): IngestOutcome {
   const rejected: Rejection[] = [];
   const reject = (ev: MeterEvent, reason: string) => rejected.push({ index: ev.index, id: ev.id, source: ev.source, reason });
   const oldest = now - retentionMs;
@@ -49,30 +57,30 @@ export function ingestBatch(sql: Sql, meters: MeterSet, events: readonly MeterEv
     else inWindow.push(ev);
   }
 
-  const seen = existing(sql, inWindow);
-  const fresh: { ev: MeterEvent; readings: Reading[] }[] = [];
+  // Read first, then store the new ones (storeNew: usually one INSERT … ON CONFLICT DO NOTHING that
+  // also does the dedupe, README "Performance").
+  const readable: Readable[] = [];
+  const unreadable: { ev: MeterEvent; reason: string }[] = [];
   for (const ev of inWindow) {
-    if (seen.has(ev.index)) {
-      duplicates++;
-      continue;
-    }
     const r = readAll(meters, ev);
-    if (!r.ok) reject(ev, r.reason);
-    else fresh.push({ ev, readings: r.readings });
+    if (r.ok) readable.push({ ev, readings: r.readings });
+    else unreadable.push({ ev, reason: r.reason });
+  }
+  const whole = rowsJson !== undefined && rowsJson.length <= MAX_WHOLE_JSON && readable.length === events.length ? rowsJson : undefined;
+  const fresh = storeNew(sql, readable, now, hint, whole);
+  duplicates += readable.length - fresh.length;
+  // An event no meter can read now is a duplicate if it was stored before (e.g. under an older
+  // meter definition), else it is rejected. Rare: only these few need a lookup.
+  if (unreadable.length > 0) {
+    const seen = storedIndexes(sql, chunksOf(unreadable.map((u) => u.ev)));
+    for (const u of unreadable) {
+      if (seen.has(u.ev.index)) duplicates++;
+      else reject(u.ev, u.reason);
+    }
   }
 
   const buckets = new BucketAccumulator();
   for (const { ev, readings } of fresh) for (const r of readings) if (r.ok) buckets.add(r, ev.time);
-
-  const rows = fresh.map(({ ev }) => [ev.source, ev.id, ev.time, ev.type, ev.data]);
-  for (const chunk of jsonChunks(rows)) {
-    sql.exec(
-      `INSERT INTO events (source, id, time, type, data, ingested_at)
-       SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM json_each(?)`,
-      now,
-      chunk,
-    );
-  }
   addToBuckets(sql, buckets.deltas(), buckets.uniques());
 
   // A repeat shares its first occurrence's fate: counted once if that was, rejected alongside it if not.
@@ -82,19 +90,44 @@ export function ingestBatch(sql: Sql, meters: MeterSet, events: readonly MeterEv
     else duplicates++;
   }
   rejected.sort((a, b) => a.index - b.index);
-  return { accepted: fresh.length, duplicates, rejected, acceptedIndexes: fresh.map((f) => f.ev.index), buckets };
+  return { accepted: fresh.length, duplicates, rejected, buckets };
 }
 
-/** Request indexes of the events already stored: one read per event, no writes. */
-function existing(sql: Sql, events: readonly MeterEvent[]): Set<number> {
-  const found = new Set<number>();
-  if (events.length === 0) return found;
-  for (const chunk of jsonChunks(events.map((e) => [e.source, e.id, e.index]))) {
-    const cursor = sql.exec<{ i: number }>(
-      "SELECT value->>2 AS i FROM json_each(?) WHERE EXISTS (SELECT 1 FROM events WHERE source = value->>0 AND id = value->>1)",
-      chunk,
-    );
-    for (const row of cursor) found.add(row.i);
+type Readable = { ev: MeterEvent; readings: Reading[] };
+
+/** Per Durable Object: whether the last batch had duplicates, which picks the dedupe strategy. */
+export interface DedupeHint {
+  duplicatesLikely: boolean;
+}
+
+/**
+ * Stores the events whose (source, id) is not stored yet; returns them. Two strategies, picked by
+ * what the previous batch was like:
+ * - optimistic (no duplicates lately): one INSERT … ON CONFLICT DO NOTHING, which dedupes as it
+ *   writes; rowsWritten says whether all or none were new. A mix is rolled back (a savepoint) and
+ *   redone the careful way. RETURNING would name the new rows, but reading 1,000 rows back cost more
+ *   than the SELECT below (measured: README "Performance").
+ * - careful (duplicates lately): a SELECT of the ids already stored, then the same INSERT.
+ * A duplicate writes nothing either way.
+ */
+function storeNew(sql: Sql, events: readonly Readable[], now: number, hint: DedupeHint, json?: string): readonly Readable[] {
+  if (events.length === 0) return events;
+  const chunks = json !== undefined ? [json] : [...chunksOf(events.map((e) => e.ev))];
+  if (!hint.duplicatesLikely) {
+    let written = -1;
+    // rowsWritten counts index entries too: with an index on events added some day, an all-new batch
+    // would look like a mix here — slower, still exact.
+    const kept = keepIf(sql, () => {
+      written = insertIgnoringStored(sql, chunks, now);
+      return written === 0 || written === events.length;
+    });
+    if (kept && written === events.length) return events;
+    hint.duplicatesLikely = true;
+    if (kept) return [];
   }
-  return found;
+  const seen = storedIndexes(sql, chunks);
+  // The stored ones are skipped by the conflict clause: no need to rebuild the JSON without them.
+  insertIgnoringStored(sql, chunks, now);
+  hint.duplicatesLikely = seen.size > 0;
+  return seen.size === 0 ? events : events.filter((e) => !seen.has(e.ev.index));
 }

@@ -33,6 +33,7 @@ export class Jobs {
     if (next === null || this.alarmAt === next) return;
     // Only ever move the alarm earlier from here; alarm() re-arms from scratch after it runs.
     if (this.alarmAt !== null && this.alarmAt <= next) return;
+    this.sql.counters.alarmsSet++;
     await this.storage.setAlarm(next);
     this.alarmAt = next;
   }

@@ -5,11 +5,11 @@ import { ulid } from "../domain/ids";
 import { ruleAppliesTo, type ChannelDef, type RuleDef } from "../domain/notification";
 import { newlyCrossedThresholds, thresholdKey, type Threshold, type ThresholdSubject } from "../domain/thresholds";
 import { iso } from "../domain/time";
-import type { Env } from "../env";
+import { settings, type Env } from "../env";
 import { liveMetered, toRecord, type EntitlementRow } from "./entitlements";
 import { loadGrants, toGrants } from "./grants";
 import type { Jobs } from "./jobs";
-import { deliverDue, enqueue, nextDue, type DeliveryRow } from "./outbox";
+import { deliverDue, enqueue, nextDue, type DeliveryPolicy, type DeliveryRow } from "./outbox";
 import { getMeta, setMeta } from "./schema";
 import { balanceNow, toValue } from "./segments";
 import type { Sql } from "./sql";
@@ -119,7 +119,8 @@ export class Notifier {
 
   /** The alarm's delivery job: send what is due, disable channels that answered 410, copy status to D1. */
   async deliver(now: number): Promise<number | null> {
-    const report = await deliverDue(this.sql, this.channels, now);
+    const policy = this.policy();
+    const report = await deliverDue(this.sql, this.channels, now, policy);
     const who = this.identity();
     for (const channelId of report.gone) {
       const ch = this.channels.get(channelId);
@@ -131,8 +132,13 @@ export class Notifier {
       if (who) await disableChannel(database(this.env.DB), who.namespace, channelId, Date.now()).catch((e) => console.error("disabling channel failed", e));
     }
     const mirrored = await this.mirror();
-    const next = nextDue(this.sql);
+    const next = nextDue(this.sql, policy);
     return mirrored ? next : Math.min(next ?? Infinity, Date.now() + MIRROR_RETRY_MS);
+  }
+
+  private policy(): DeliveryPolicy {
+    const s = settings(this.env);
+    return { timeoutMs: s.WEBHOOK_TIMEOUT_MS, retryScale: s.WEBHOOK_RETRY_SCALE };
   }
 
   /** Copies changed notifications (absolute values) to D1 for namespace-wide listing; false if D1 failed. */

@@ -1,5 +1,5 @@
 import { expiresAt, truncMinute, type EntitlementCreate, type EntitlementDef, type EntitlementValue, type GrantCreate } from "../domain/entitlement";
-import { periodContaining } from "../domain/periods";
+import { periodContaining, periodStartsBetween } from "../domain/periods";
 import { iso } from "../domain/time";
 import { fail, findEntitlement, hasLiveEntitlement, insertEntitlement, markDeleted, ok, saveState, toRecord, type EntitlementRecord, type EntitlementRow, type Result } from "./entitlements";
 import { findGrant, insertGrant, loadGrants, markVoided, toGrants, type GrantRow } from "./grants";
@@ -18,6 +18,9 @@ const NOT_FOUND_ENTITLEMENT = (idOrFeature: string): Result<never> => ({
   detail: `the subject has no entitlement ${idOrFeature}`,
   missing: "entitlement",
 });
+
+/** How many usage periods before now measurement may start (each is rolled over when the entitlement is next used). */
+export const MAX_PERIODS_BEHIND = 1000;
 
 export function createEntitlement(sql: Sql, input: EntitlementCreate, now: number): Result<EntitlementRecord> {
   if (hasLiveEntitlement(sql, input.feature.key)) {
@@ -40,6 +43,11 @@ export function createEntitlement(sql: Sql, input: EntitlementCreate, now: numbe
   const mf = mi.measureUsageFrom;
   const from = mf === null || mf === "NOW" ? truncMinute(now) : mf === "CURRENT_PERIOD_START" ? periodContaining(anchor, up.interval, now).from : truncMinute(mf);
   if (from > now) return fail("validation_failed", `measureUsageFrom ${iso(from)} is in the future`, "measureUsageFrom");
+  // The entitlement catches up on every period since `from`, one transaction step each: measuring from
+  // year 0001 with DAY periods meant 740,000 rollovers and a Durable Object stuck in that loop.
+  if (periodStartsBetween(anchor, up.interval, from, now, MAX_PERIODS_BEHIND + 1).length > MAX_PERIODS_BEHIND) {
+    return fail("validation_failed", `measureUsageFrom ${iso(from)} is more than ${MAX_PERIODS_BEHIND} usage periods (${up.interval}) ago`, "measureUsageFrom");
+  }
 
   const def: EntitlementDef = {
     type: "metered",

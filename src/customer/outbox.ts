@@ -11,9 +11,20 @@ import type { Sql } from "./sql";
  * (the notification id) so receivers can drop repeats.
  */
 
-export const ATTEMPT_TIMEOUT_MS = 15_000;
-/** A delivery left SENDING this long (the DO was evicted mid-attempt) is due again. */
-const STALE_SENDING_MS = ATTEMPT_TIMEOUT_MS * 2;
+/**
+ * How deliveries are timed: the attempt timeout, and a factor on the retry schedule's delays.
+ * Production: 15 s and 1 (the spec's schedule, exactly). WEBHOOK_TIMEOUT_MS and WEBHOOK_RETRY_SCALE
+ * (src/env.ts) shorten both for end-to-end tests of timeouts and retries.
+ */
+export interface DeliveryPolicy {
+  timeoutMs: number;
+  retryScale: number;
+}
+
+export const DEFAULT_POLICY: DeliveryPolicy = { timeoutMs: 15_000, retryScale: 1 };
+
+/** A delivery left SENDING this long (the DO was evicted or killed mid-attempt) is due again. */
+const staleSendingMs = (policy: DeliveryPolicy) => policy.timeoutMs * 2;
 const MAX_PARALLEL = 16;
 const KEEP_ATTEMPTS = 20;
 
@@ -59,11 +70,11 @@ export function enqueue(sql: Sql, n: Notification): void {
 }
 
 /** When the next delivery is due (null: nothing pending). */
-export function nextDue(sql: Sql): number | null {
+export function nextDue(sql: Sql, policy: DeliveryPolicy = DEFAULT_POLICY): number | null {
   const row = sql.one<{ at: number | null; stale: number | null }>(
     "SELECT min(CASE WHEN state IN ('PENDING','RESENDING') THEN next_attempt_at END) AS at, min(CASE WHEN state = 'SENDING' THEN updated_at END) AS stale FROM deliveries",
   );
-  const candidates = [row?.at ?? null, row?.stale == null ? null : row.stale + STALE_SENDING_MS].filter((x): x is number => x !== null);
+  const candidates = [row?.at ?? null, row?.stale == null ? null : row.stale + staleSendingMs(policy)].filter((x): x is number => x !== null);
   return candidates.length ? Math.min(...candidates) : null;
 }
 
@@ -76,13 +87,19 @@ export interface DeliveryReport {
  * Sends every due delivery (up to MAX_PARALLEL at once) and records each outcome. Expected
  * failures (timeouts, 5xx, refused connections) are recorded and rescheduled, never thrown.
  */
-export async function deliverDue(sql: Sql, channels: ReadonlyMap<string, ChannelDef>, now: number, fetcher: typeof fetch = fetch): Promise<DeliveryReport> {
+export async function deliverDue(
+  sql: Sql,
+  channels: ReadonlyMap<string, ChannelDef>,
+  now: number,
+  policy: DeliveryPolicy = DEFAULT_POLICY,
+  fetcher: typeof fetch = fetch,
+): Promise<DeliveryReport> {
   const due = sql.all<DeliveryRow & { payload: string }>(
     `SELECT d.*, n.payload FROM deliveries d JOIN notifications n ON n.id = d.notification_id
      WHERE (d.state IN ('PENDING','RESENDING') AND d.next_attempt_at <= ?) OR (d.state = 'SENDING' AND d.updated_at <= ?)
      ORDER BY d.next_attempt_at LIMIT ?`,
     now,
-    now - STALE_SENDING_MS,
+    now - staleSendingMs(policy),
     MAX_PARALLEL,
   );
   const gone = new Set<string>();
@@ -94,7 +111,7 @@ export async function deliverDue(sql: Sql, channels: ReadonlyMap<string, Channel
         return;
       }
       markSending(sql, row, now);
-      const attempt = await send(channel, row.notification_id, row.payload, fetcher);
+      const attempt = await send(channel, row.notification_id, row.payload, fetcher, policy.timeoutMs);
       const at = Date.now();
       const outcome = classifyResponse(attempt.status);
       if (outcome === "success") settle(sql, row, "SUCCESS", `receiver answered ${attempt.status}`, null, attempt, at);
@@ -103,9 +120,9 @@ export async function deliverDue(sql: Sql, channels: ReadonlyMap<string, Channel
         settle(sql, row, "FAILED", "receiver answered 410 Gone: channel disabled", null, attempt, at);
       } else if (outcome === "fail") settle(sql, row, "FAILED", `receiver answered ${attempt.status}; not retried`, null, attempt, at);
       else {
-        const next = nextAttemptAt(row.attempts + 1, at, attempt.retryAfter);
-        if (next === null) settle(sql, row, "FAILED", `gave up after ${row.attempts + 1} attempts (${describe(attempt)})`, null, attempt, at);
-        else settle(sql, row, "PENDING", `${describe(attempt)}; retrying at ${iso(next)}`, next, attempt, at);
+        const next = nextAttemptAt(row.attempts + 1, at, attempt.retryAfter, policy.retryScale);
+        if (next === null) settle(sql, row, "FAILED", `gave up after ${row.attempts + 1} attempts (${describe(attempt, policy)})`, null, attempt, at);
+        else settle(sql, row, "PENDING", `${describe(attempt, policy)}; retrying at ${iso(next)}`, next, attempt, at);
       }
     }),
   );
@@ -119,12 +136,12 @@ export interface Attempt {
   durationMs: number;
 }
 
-function describe(a: Attempt): string {
-  return a.status === "timeout" ? `timed out after ${ATTEMPT_TIMEOUT_MS / 1000} s` : a.status === "network" ? `connection failed: ${a.body}` : `receiver answered ${a.status}`;
+function describe(a: Attempt, policy: DeliveryPolicy): string {
+  return a.status === "timeout" ? `timed out after ${policy.timeoutMs / 1000} s` : a.status === "network" ? `connection failed: ${a.body}` : `receiver answered ${a.status}`;
 }
 
 /** One signed attempt; never throws (a timeout or refused connection is an outcome, not an error). */
-export async function send(channel: ChannelDef, msgId: string, body: string, fetcher: typeof fetch): Promise<Attempt> {
+export async function send(channel: ChannelDef, msgId: string, body: string, fetcher: typeof fetch, timeoutMs = DEFAULT_POLICY.timeoutMs): Promise<Attempt> {
   const started = Date.now();
   const headers = new Headers(channel.customHeaders);
   for (const [k, v] of Object.entries(await webhookHeaders(channel.signingSecret, msgId, Math.floor(started / 1000), body))) headers.set(k, v);
@@ -133,7 +150,7 @@ export async function send(channel: ChannelDef, msgId: string, body: string, fet
   // A timer we clear ourselves (not AbortSignal.timeout): a finished attempt must leave nothing pending
   // that would keep the Durable Object busy.
   const abort = new AbortController();
-  const timer = setTimeout(() => abort.abort(), ATTEMPT_TIMEOUT_MS);
+  const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
     const res = await fetcher(channel.url, { method: "POST", headers, body, redirect: "manual", signal: abort.signal });
     const text = (await res.text().catch(() => "")).slice(0, 1024);

@@ -1,15 +1,40 @@
 import { checkStatement } from "../db/guard";
 
+/** Rows the statements of this Durable Object instance read and wrote: what Cloudflare bills for DO SQLite. */
+export interface SqlCounters {
+  statements: number;
+  rowsRead: number;
+  rowsWritten: number;
+  /** setAlarm() calls: Cloudflare bills each as one row written (DO pricing, SQLite storage backend). */
+  alarmsSet: number;
+}
+
+// Cursors are counted once their statement is done; this many may wait (bounds memory if a caller
+// abandons cursors outside transactions).
+const MAX_OPEN_CURSORS = 256;
+
 /**
  * The Durable Object's SQLite, with production's statement limits checked on every call
- * (100 bound parameters, 100 KB of text): the local runtime does not enforce them.
+ * (100 bound parameters, 100 KB of text): the local runtime does not enforce them. It also sums the
+ * cursors' rowsRead/rowsWritten (every index entry counts, as billed) into per-instance counters for
+ * the benchmark's cost model (`GET /api/v1/debug/subjects/{subject}/storage`).
  */
 export class Sql {
+  readonly counters: SqlCounters = { statements: 0, rowsRead: 0, rowsWritten: 0, alarmsSet: 0 };
+  // A cursor's figures grow while it is iterated, so it is counted when its transaction ends (or
+  // when the counters are read), not when exec() returns.
+  private open: SqlStorageCursor<Record<string, SqlStorageValue>>[] = [];
+  private depth = 0;
+
   constructor(readonly storage: DurableObjectStorage) {}
 
   exec<T extends Record<string, SqlStorageValue>>(query: string, ...params: SqlStorageValue[]): SqlStorageCursor<T> {
     checkStatement(query, params.length);
-    return this.storage.sql.exec<T>(query, ...params);
+    const cursor = this.storage.sql.exec<T>(query, ...params);
+    this.counters.statements++;
+    if (this.open.length >= MAX_OPEN_CURSORS) this.settle();
+    this.open.push(cursor as unknown as SqlStorageCursor<Record<string, SqlStorageValue>>);
+    return cursor;
   }
 
   all<T extends Record<string, SqlStorageValue>>(query: string, ...params: SqlStorageValue[]): T[] {
@@ -22,7 +47,26 @@ export class Sql {
 
   /** Runs `fn` as one synchronous transaction: all of it is written, or none. */
   transaction<T>(fn: () => T): T {
-    return this.storage.transactionSync(fn);
+    this.depth++;
+    try {
+      return this.storage.transactionSync(fn);
+    } finally {
+      if (--this.depth === 0) this.settle();
+    }
+  }
+
+  /** The counters so far, with every cursor opened until now included. */
+  snapshot(): SqlCounters {
+    this.settle();
+    return { ...this.counters };
+  }
+
+  private settle(): void {
+    for (const c of this.open) {
+      this.counters.rowsRead += c.rowsRead;
+      this.counters.rowsWritten += c.rowsWritten;
+    }
+    this.open = [];
   }
 }
 

@@ -218,3 +218,28 @@ export const snapshotSubjects = sqliteTable(
   },
   (t) => [primaryKey({ columns: [t.namespace, t.subject] }), index("snapshot_subjects_pending").on(t.namespace).where(sql`pending = 1`)],
 );
+
+/**
+ * Consumer portal tokens (OpenMeter's /api/v1/portal/tokens): each lets its holder read one subject's
+ * usage through GET /api/v1/portal/meters/{meterSlug}/query and nothing else. As with API keys, only
+ * the token's SHA-256 is kept; the token is shown once. `allowed_meter_slugs` null means every meter.
+ */
+export const portalTokens = sqliteTable(
+  "portal_tokens",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    subject: text("subject").notNull(),
+    allowedMeterSlugs: text("allowed_meter_slugs", { mode: "json" }).$type<string[] | null>(),
+    tokenHash: text("token_hash").notNull(),
+    expiresAt: integer("expires_at").notNull(),
+    createdAt: integer("created_at").notNull(),
+    invalidatedAt: integer("invalidated_at"),
+  },
+  (t) => [
+    uniqueIndex("portal_tokens_hash").on(t.tokenHash),
+    // Listing is newest first per namespace; invalidation, and pruning at creation, go by subject.
+    index("portal_tokens_ns_created").on(t.namespace, t.createdAt),
+    index("portal_tokens_ns_subject").on(t.namespace, t.subject),
+  ],
+);

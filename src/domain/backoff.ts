@@ -57,14 +57,16 @@ export function parseRetryAfter(header: string | null | undefined, nowMs: number
  * @param attemptsMade attempts already made (0 for a delivery never tried: due at once).
  * @param lastAttemptAt epoch ms of the last attempt (or, with 0 attempts, of enqueueing).
  * @param retryAfterHeader the Retry-After header of the last response, if any.
+ * @param scale multiplies the schedule's delays (not Retry-After): 1 in production (WEBHOOK_RETRY_SCALE,
+ *   src/env.ts); less in end-to-end tests that cannot wait 5 minutes for a third attempt.
  */
-export function nextAttemptAt(attemptsMade: number, lastAttemptAt: number, retryAfterHeader?: string | null): number | null {
+export function nextAttemptAt(attemptsMade: number, lastAttemptAt: number, retryAfterHeader?: string | null, scale = 1): number | null {
   if (!Number.isInteger(attemptsMade) || attemptsMade < 0) {
     throw new RangeError(`attemptsMade must be a non-negative integer, got ${attemptsMade}`);
   }
   if (!Number.isFinite(lastAttemptAt)) throw new RangeError(`lastAttemptAt must be finite, got ${lastAttemptAt}`);
   if (attemptsMade >= MAX_ATTEMPTS) return null;
-  const scheduled = lastAttemptAt + (RETRY_DELAYS_MS[attemptsMade] as number);
+  const scheduled = lastAttemptAt + Math.round((RETRY_DELAYS_MS[attemptsMade] as number) * scale);
   if (attemptsMade === 0) return scheduled;
   const asked = parseRetryAfter(retryAfterHeader, lastAttemptAt);
   if (asked === null || asked <= scheduled) return scheduled;

@@ -127,29 +127,41 @@ export class BucketAccumulator {
   private readonly uniqueSet = new Map<string, UniqueEntry>();
 
   add(r: Extract<Reading, { ok: true }>, time: number): void {
-    const meterId = r.meter.def.id;
+    this.addReading(r.meter.def.id, r.groupKey, r.value, r.unique, time);
+  }
+
+  /** One reading given by its parts (a Worker's batch plan, src/customer/batch.ts, carries them so). */
+  addReading(meterId: string, groupKey: string, value: number | null, unique: string | null, time: number): void {
     const minute = minuteOf(time);
-    const key = `${meterId}\u0000${minute}\u0000${r.groupKey}`;
+    const key = `${meterId}\u0000${minute}\u0000${groupKey}`;
     let b = this.buckets.get(key);
     if (!b) {
-      b = { meterId, minute, groupKey: r.groupKey, sum: 0, count: 0, min: null, max: null, latestAt: time, latest: r.value };
+      b = { meterId, minute, groupKey, sum: 0, count: 0, min: null, max: null, latestAt: time, latest: value };
       this.buckets.set(key, b);
     }
     b.count += 1;
-    if (r.value !== null) {
-      b.sum += r.value;
-      b.min = b.min === null ? r.value : Math.min(b.min, r.value);
-      b.max = b.max === null ? r.value : Math.max(b.max, r.value);
+    if (value !== null) {
+      b.sum += value;
+      b.min = b.min === null ? value : Math.min(b.min, value);
+      b.max = b.max === null ? value : Math.max(b.max, value);
       // Ties go to the later-ingested event, the same rule the bucket upsert applies.
       if (time >= b.latestAt) {
         b.latestAt = time;
-        b.latest = r.value;
+        b.latest = value;
       }
     }
-    if (r.unique !== null) {
-      const ukey = `${key}\u0000${r.unique}`;
-      if (!this.uniqueSet.has(ukey)) this.uniqueSet.set(ukey, { meterId, minute, groupKey: r.groupKey, value: r.unique });
+    if (unique !== null) {
+      const ukey = `${key}\u0000${unique}`;
+      if (!this.uniqueSet.has(ukey)) this.uniqueSet.set(ukey, { meterId, minute, groupKey, value: unique });
     }
+  }
+
+  /** An accumulator holding deltas computed elsewhere (a Worker's batch plan, src/customer/batch.ts). */
+  static of(deltas: readonly BucketDelta[], uniques: readonly UniqueEntry[]): BucketAccumulator {
+    const acc = new BucketAccumulator();
+    for (const d of deltas) acc.buckets.set(`${d.meterId}\u0000${d.minute}\u0000${d.groupKey}`, { ...d });
+    for (const u of uniques) acc.uniqueSet.set(`${u.meterId}\u0000${u.minute}\u0000${u.groupKey}\u0000${u.value}`, { ...u });
+    return acc;
   }
 
   get size(): number {

@@ -5,11 +5,20 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?
  * "2023-02-30" (as March 2) and many non-RFC forms; fractions beyond milliseconds are truncated.
  */
 export function parseRfc3339(s: string): number | null {
+  // On the ingest hot path (every event's time): the usual shape is read from char codes; anything
+  // else goes through the regex. Both apply the same checks.
+  const fast = parseUtcFast(s);
+  if (fast !== undefined) return fast;
   const m = RFC3339.exec(s);
   if (!m) return null;
-  const [year, month, day, hour, minute, second] = [1, 2, 3, 4, 5, 6].map((i) => Number(m[i]));
-  if (month! < 1 || month! > 12 || day! < 1 || day! > daysInMonth(year!, month!)) return null;
-  if (hour! > 23 || minute! > 59 || second! > 59) return null;
+  const year = Number(m[1]);
+  const month = Number(m[2]);
+  const day = Number(m[3]);
+  const hour = Number(m[4]);
+  const minute = Number(m[5]);
+  const second = Number(m[6]);
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
   const millis = m[7] ? Math.floor(Number(`0${m[7]}`) * 1000) : 0;
   let offset = 0;
   if (m[9]) {
@@ -18,11 +27,66 @@ export function parseRfc3339(s: string): number | null {
     if (oh > 23 || om > 59) return null;
     offset = (m[9] === "+" ? 1 : -1) * (oh * 60 + om) * 60_000;
   }
-  return Date.UTC(year!, month! - 1, day!, hour!, minute!, second!, millis) - offset;
+  return utc(year, month - 1, day, hour, minute, second, millis) - offset;
 }
 
+/**
+ * `YYYY-MM-DDTHH:MM:SS[.fff…]Z` (the form toISOString and most clients send) without a regex match
+ * array; undefined for any other shape, which the caller parses in full.
+ */
+function parseUtcFast(s: string): number | null | undefined {
+  const n = s.length;
+  if (n < 20 || n > 30) return undefined;
+  const last = s.charCodeAt(n - 1);
+  if ((last !== 90 && last !== 122) || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
+  const t = s.charCodeAt(10);
+  if (t !== 84 && t !== 116) return undefined;
+  const year = digits(s, 0, 4);
+  const month = digits(s, 5, 2);
+  const day = digits(s, 8, 2);
+  const hour = digits(s, 11, 2);
+  const minute = digits(s, 14, 2);
+  const second = digits(s, 17, 2);
+  if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined;
+  let millis = 0;
+  if (n > 20) {
+    // A fraction of 1–9 digits; milliseconds are its first three (the rest truncated).
+    if (s.charCodeAt(19) !== 46 || n - 21 < 1 || n - 21 > 9) return undefined;
+    const frac = digits(s, 20, n - 21);
+    if (frac < 0) return undefined;
+    const len = n - 21;
+    millis = len >= 3 ? Math.floor(frac / 10 ** (len - 3)) : frac * (len === 1 ? 100 : 10);
+  }
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
+  if (hour > 23 || minute > 59 || second > 59) return null;
+  return utc(year, month - 1, day, hour, minute, second, millis);
+}
+
+/** The decimal value of s[from, from + count), or -1 if any of them is not a digit. */
+function digits(s: string, from: number, count: number): number {
+  let v = 0;
+  for (let i = from; i < from + count; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return -1;
+    v = v * 10 + c;
+  }
+  return v;
+}
+
+/** Date.UTC, except that years 0–99 are those years: Date.UTC maps them to 1900–1999. */
+function utc(year: number, monthIndex: number, day: number, hour = 0, minute = 0, second = 0, millis = 0): number {
+  if (year >= 100) return Date.UTC(year, monthIndex, day, hour, minute, second, millis);
+  const d = new Date(0);
+  d.setUTCFullYear(year, monthIndex, day);
+  return d.setUTCHours(hour, minute, second, millis);
+}
+
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+/** The proleptic Gregorian calendar, as Date uses for every year. */
 function daysInMonth(year: number, month: number): number {
-  return new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month !== 2) return DAYS_IN_MONTH[month - 1]!;
+  return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString();

@@ -12,12 +12,22 @@ export type ReadResult<T> = { ok: true; value: T } | { ok: false; reason: string
 // quadratically on a long run of digits.
 const DECIMAL = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$/;
 
+/**
+ * The largest magnitude a metered value (or an entitlement amount) may have. Doubles overflow to
+ * Infinity past 1.8e308: two events of 1e308 in one minute made a bucket sum Infinity, which JSON
+ * carries as null — the batch failed its NOT NULL write on every retry (a poison batch), and an
+ * entitlement whose usage had overflowed answered 500 from then on. Below this bound, more events
+ * than could ever be sent (1e208) would be needed to overflow any sum.
+ */
+export const MAX_ABS_VALUE = 1e100;
+
 // Reasons end up in ingest responses; a megabyte-long string must not be echoed back whole.
 const MAX_SHOWN = 40;
 
 export function readNumber(v: unknown): ReadResult<number> {
   if (typeof v === "number") {
     if (!Number.isFinite(v)) return { ok: false, reason: "value is not finite" };
+    if (Math.abs(v) > MAX_ABS_VALUE) return { ok: false, reason: `value is beyond ±${MAX_ABS_VALUE}: ${v}` };
     // -0 would print as "0" in JSON but survive in MIN/MAX and in SQL; make it plain 0.
     return { ok: true, value: v === 0 ? 0 : v };
   }
@@ -26,6 +36,7 @@ export function readNumber(v: unknown): ReadResult<number> {
     const n = Number(v);
     // Like ParseFloat's ErrRange: "1e999" is well-formed but does not fit a float64.
     if (!Number.isFinite(n)) return { ok: false, reason: `value is not finite: ${quote(v)}` };
+    if (Math.abs(n) > MAX_ABS_VALUE) return { ok: false, reason: `value is beyond ±${MAX_ABS_VALUE}: ${quote(v)}` };
     return { ok: true, value: n === 0 ? 0 : n };
   }
   const missing = missingReason(v);

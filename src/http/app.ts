@@ -1,11 +1,16 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
+import { DrizzleQueryError } from "drizzle-orm/errors";
+import { except } from "hono/combine";
 import { HTTPException } from "hono/http-exception";
+import { LIMITS } from "../domain/cloudevent";
 import { StatementLimitError } from "../db/guard";
 import { customerHealthName } from "../customer/client";
-import { authenticate } from "./auth";
+import { authenticate, RATE_LIMIT_RETRY_AFTER_SECONDS } from "./auth";
+import { jsonBody } from "./body";
 import type { AppEnv } from "./context";
 import { ApiError, problem, zodIssues } from "./errors";
 import { check } from "./check";
+import { debug } from "./debug";
 import { entitlements } from "./entitlements";
 import { events } from "./events";
 import { features } from "./features";
@@ -15,6 +20,7 @@ import { meters } from "./meters";
 import { channels } from "./notification-channels";
 import { notificationEvents } from "./notification-events";
 import { rules } from "./notification-rules";
+import { isPortalQuery, portal } from "./portal";
 import { query } from "./query";
 import { reports } from "./reports";
 import { subjects } from "./subjects";
@@ -51,8 +57,12 @@ app.doc31("/openapi.json", {
 });
 app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
 
-app.use("/api/*", authenticate());
-for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, grants, check, channels, rules, notificationEvents]) app.route("/", routes);
+// The portal query route authenticates consumer portal tokens itself (src/http/portal.ts); every other
+// /api route takes API keys only.
+app.use("/api/*", except((c) => isPortalQuery(c.req.method, c.req.path), authenticate()));
+// After authentication, so an unauthenticated caller never gets its body read. Ingest reads its own.
+app.use("/api/*", jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" }));
+for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
 
 app.notFound((c) => problem(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 
@@ -60,6 +70,7 @@ app.onError((err, c) => {
   if (err instanceof ApiError) {
     const res = problem(c, err.code, err.message, err.extensions);
     if (err.code === "retry_batch") res.headers.set("retry-after", "1");
+    if (err.code === "rate_limited") res.headers.set("retry-after", String(RATE_LIMIT_RETRY_AFTER_SECONDS));
     return res;
   }
   if (err instanceof HTTPException) {
@@ -68,6 +79,9 @@ app.onError((err, c) => {
     return problem(c, code, err.message || "bad request");
   }
   if (err instanceof StatementLimitError) console.error("statement guard", err.message);
+  // drizzle puts the bound parameters in the message: they can be signing secrets, custom header values
+  // (e.g. a receiver's Authorization) or key hashes. Log the statement and the cause only.
+  else if (err instanceof DrizzleQueryError) console.error("unhandled: failed query", err.query, String(err.cause));
   else console.error("unhandled", err);
   return problem(c, "internal", "an unexpected error occurred; nothing from this request is half stored — it may be retried");
 });

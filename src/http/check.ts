@@ -3,12 +3,12 @@ import { bodyLimit } from "hono/body-limit";
 import { customer } from "../customer/client";
 import { database } from "../db/client";
 import { findFeature } from "../db/features";
-import { LIMITS } from "../domain/cloudevent";
+import { LIMITS, subjectKey } from "../domain/cloudevent";
 import type { MeterEvent } from "../domain/metering";
 import { parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { unwrap } from "./entitlement-schemas";
+import { amount, unwrap } from "./entitlement-schemas";
 import { namespaceConfig } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
 import { EventSchema } from "./schemas";
@@ -21,9 +21,9 @@ import { EventSchema } from "./schemas";
 
 const CheckRequest = z
   .object({
-    subject: z.string().min(1).max(256),
+    subject: subjectKey,
     feature: z.string().min(1).max(64).openapi({ description: "Feature key (or feature id)." }),
-    amount: z.number().finite().gt(0, "must be a positive number").optional().openapi({
+    amount: amount().gt(0, "must be a positive number").optional().openapi({
       description: "Units to decide on. Default: the event's contribution to the feature (SUM: its value, COUNT: 1, UNIQUE_COUNT: 1 if new in the period, LATEST: its value) when an event is given, else 1.",
     }),
     event: EventSchema.optional().openapi({ description: "Recorded (deduplicated by source + id, like any ingested event) only when the check is allowed." }),

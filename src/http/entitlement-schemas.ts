@@ -6,6 +6,7 @@ import { EXPIRATION_DURATIONS } from "../domain/entitlement";
 import { SLUG_PATTERN } from "../domain/meter";
 import { intervalToISO, PERIOD_INTERVALS, type PeriodInterval } from "../domain/periods";
 import { iso, parseRfc3339 } from "../domain/time";
+import { MAX_ABS_VALUE } from "../domain/values";
 import { ApiError } from "./errors";
 
 /** OpenMeter v1 wire shapes for features, entitlements, grants and entitlement values. */
@@ -28,6 +29,9 @@ export const Interval = z
 export const RecurringPeriodInput = z.object({ interval: Interval, anchor: DateTime.optional() }).openapi("RecurringPeriodCreateInput");
 const RecurringPeriod = z.object({ interval: z.enum(PERIOD_INTERVALS as [PeriodInterval, ...PeriodInterval[]]), intervalISO: z.string(), anchor: z.string() }).openapi("RecurringPeriod");
 const Period = z.object({ from: z.string(), to: z.string() }).openapi("Period");
+
+/** An amount of usage or credit: finite and bounded, so no balance or sum of them can overflow (MAX_ABS_VALUE). */
+export const amount = () => z.number().finite().max(MAX_ABS_VALUE, `must be at most ${MAX_ABS_VALUE}`);
 
 /** Parses an RFC 3339 value already checked by zod. */
 export const ms = (v: string) => parseRfc3339(v)!;
@@ -60,7 +64,7 @@ export const EntitlementCreateSchema = z
       isUnlimited: z.boolean().optional().openapi({ deprecated: true, description: "Ignored, as in OpenMeter." }),
       usagePeriod: RecurringPeriodInput,
       measureUsageFrom: z.union([z.enum(["CURRENT_PERIOD_START", "NOW"]), DateTime]).optional(),
-      issueAfterReset: z.number().finite().min(0).optional(),
+      issueAfterReset: amount().min(0).optional(),
       issueAfterResetPriority: z.number().int().min(1).max(255).optional(),
       preserveOverageAtReset: z.boolean().optional(),
     }),
@@ -130,12 +134,12 @@ const Expiration = z.object({ duration: z.enum(EXPIRATION_DURATIONS), count: z.n
 
 export const GrantCreateSchema = z
   .object({
-    amount: z.number().finite().gt(0, "must be a positive number"),
+    amount: amount().gt(0, "must be a positive number"),
     priority: z.number().int().min(1).max(255).optional(),
     effectiveAt: DateTime.openapi({ description: "Truncated to the minute (usage is stored per minute)." }),
     expiration: Expiration,
-    maxRolloverAmount: z.number().finite().min(0).optional(),
-    minRolloverAmount: z.number().finite().min(0).optional(),
+    maxRolloverAmount: amount().min(0).optional(),
+    minRolloverAmount: amount().min(0).optional(),
     metadata: Metadata.optional(),
     recurrence: z.unknown().optional().openapi({ description: "Not supported: a grant with a recurrence is refused (400)." }),
   })

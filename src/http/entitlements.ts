@@ -9,6 +9,7 @@ import { findFeature, forgetGrantIndex, indexGrant } from "../db/features";
 import { findMeter } from "../db/meters";
 import { subjectKeyById } from "../db/subjects";
 import { isBalanceAggregation, type EntitlementCreate } from "../domain/entitlement";
+import { subjectKey } from "../domain/cloudevent";
 import { ulid, ULID_PATTERN } from "../domain/ids";
 import type { Aggregation } from "../domain/meter";
 import { settings } from "../env";
@@ -42,7 +43,7 @@ export async function onSubject<T>(c: Context<AppEnv>, param: string, fn: (id: I
 
 const stub = (c: Context<AppEnv>, id: Identity) => customer(c.env, id);
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const Subject = z.string().min(1).max(256);
+const Subject = subjectKey;
 const SubjectParam = z.object({ subjectIdOrKey: Subject });
 const EntParam = SubjectParam.extend({ entitlementId: z.string().min(1).max(64) });
 const EntOrFeatureParam = SubjectParam.extend({ entitlementIdOrFeatureKey: z.string().min(1).max(64) });

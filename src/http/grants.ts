@@ -3,6 +3,7 @@ import { customer } from "../customer/client";
 import type { GrantRow } from "../customer/grants";
 import { database } from "../db/client";
 import { findGrantIndex, forgetGrantIndex, indexGrant } from "../db/features";
+import { subjectKey } from "../domain/cloudevent";
 import { ulid } from "../domain/ids";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
@@ -17,7 +18,7 @@ import { ApiError, errorResponses } from "./errors";
  */
 
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
-const Params = z.object({ subjectIdOrKey: z.string().min(1).max(256), entitlementIdOrFeatureKey: z.string().min(1).max(64) });
+const Params = z.object({ subjectIdOrKey: subjectKey, entitlementIdOrFeatureKey: z.string().min(1).max(64) });
 
 export const grants = new OpenAPIHono<AppEnv>();
 

@@ -1,9 +1,10 @@
-import { cachedNamespaceConfig } from "../db/config";
+import { cachedNamespaceConfig, type NamespaceConfig } from "../db/config";
 import { database } from "../db/client";
 import { customer } from "../customer/client";
 import type { IngestResult } from "../customer/do";
+import { prepareBatch } from "../customer/batch";
 import { LIMITS, validateEvents, type CloudEvent } from "../domain/cloudevent";
-import type { MeterEvent } from "../domain/metering";
+import { MeterSet, type MeterEvent } from "../domain/metering";
 import { parseRfc3339 } from "../domain/time";
 import { settings, type Env } from "../env";
 import { mediaType, parseJson, readCappedText } from "./body";
@@ -34,11 +35,22 @@ export async function readEvents(req: Request): Promise<CloudEvent[]> {
   }
   const { events, issues } = validateEvents(items);
   if (issues.length > 0) {
-    throw new ApiError("invalid_events", `${new Set(issues.map((i) => i.index)).size} of ${items.length} events are invalid; nothing was stored`, {
+    // The detail names the first few faults so a human sees what is wrong; `errors` lists up to 100.
+    const first = issues.slice(0, 3).map((i) => `event ${i.index}${i.field ? ` ${i.field}` : ""}: ${i.message}`);
+    const more = issues.length > first.length ? `; and ${issues.length - first.length} more in errors` : "";
+    throw new ApiError("invalid_events", `${new Set(issues.map((i) => i.index)).size} of ${items.length} events are invalid; nothing was stored (${first.join("; ")}${more})`, {
       errors: issues.slice(0, 100),
     });
   }
   return events;
+}
+
+// Compiled once per definition set (configs are cached per isolate, so the object is reused).
+const meterSets = new WeakMap<NamespaceConfig, { version: number; set: MeterSet }>();
+function meterSetOf(config: NamespaceConfig): { version: number; set: MeterSet } {
+  let m = meterSets.get(config);
+  if (!m) meterSets.set(config, (m = { version: config.version, set: new MeterSet(config.meters) }));
+  return m;
 }
 
 export interface IngestReply {
@@ -60,7 +72,7 @@ export async function ingestEvents(env: Env, namespace: string, events: readonly
   });
   const config = await cachedNamespaceConfig(database(env.DB), namespace, settings(env).CONFIG_CACHE_SECONDS);
   const results = await Promise.allSettled(
-    [...bySubject].map(([subject, list]) => customer(env, { namespace, subject }).ingest({ namespace, subject }, config, list)),
+    [...bySubject].map(([subject, list]) => customer(env, { namespace, subject }).ingest({ namespace, subject }, config, prepareBatch(list, meterSetOf(config)))),
   );
   const reply: IngestReply = { accepted: 0, duplicates: 0, rejected: [] };
   const failed = results.filter((r) => r.status === "rejected");

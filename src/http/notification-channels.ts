@@ -9,16 +9,22 @@ import { iso } from "../domain/time";
 import { checkWebhookUrl } from "../domain/webhook-url";
 import { settings } from "../env";
 import { requireScope } from "./auth";
-import type { AppEnv } from "./context";
+import type { AppEnv, Principal } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { PageQuery, page, paginated } from "./pagination";
+
+const MAX_CUSTOM_HEADERS = 32;
 
 const ChannelCreate = z
   .object({
     type: z.literal("WEBHOOK"),
     name: z.string().min(1).max(256),
     url: z.string().min(1).max(2048),
-    customHeaders: z.record(z.string(), z.string().max(1024)).optional(),
+    // Bounded: every delivery sends them all, and receivers (and fetch) cap total header size.
+    customHeaders: z
+      .record(z.string(), z.string().max(1024))
+      .refine((h) => Object.keys(h).length <= MAX_CUSTOM_HEADERS, `at most ${MAX_CUSTOM_HEADERS} custom headers`)
+      .optional(),
     signingSecret: z.string().optional(),
     disabled: z.boolean().optional(),
     metadata: z.record(z.string(), z.string()).nullable().optional(),
@@ -32,7 +38,7 @@ export const ChannelSchema = z
     name: z.string(),
     url: z.string(),
     customHeaders: z.record(z.string(), z.string()),
-    signingSecret: z.string(),
+    signingSecret: z.string().optional().openapi({ description: "Shown to admin keys only: with it, anyone could forge this channel's webhooks." }),
     disabled: z.boolean(),
     metadata: z.record(z.string(), z.string()).nullable().optional(),
     createdAt: z.string(),
@@ -52,6 +58,17 @@ export const toChannelApi = (r: ChannelRow) => ({
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
 });
+
+/**
+ * What a key without the admin scope sees of a channel: no signing secret, and custom header names
+ * without their values (they often carry the receiver's credentials). A read key (e.g. a dashboard's)
+ * could otherwise forge webhooks to the customer's receiver.
+ */
+function forScopes(p: Principal, ch: ReturnType<typeof toChannelApi>) {
+  if (p.scopes.includes("admin")) return ch;
+  const { signingSecret: _secret, ...rest } = ch;
+  return { ...rest, customHeaders: Object.fromEntries(Object.keys(ch.customHeaders).map((k) => [k, "<redacted>"])) };
+}
 
 /** URL policy, header names and secret format: checked before anything is stored. */
 function validated(body: z.infer<typeof ChannelCreate>, allowInsecure: boolean) {
@@ -100,7 +117,7 @@ channels.openapi(
   async (c) => {
     const q = c.req.valid("query");
     const rows = (await listChannelsQuery(database(c.env.DB), c.get("principal").namespace)).filter((r) => q.includeDisabled === "true" || !r.disabled);
-    return c.json(page(rows.map(toChannelApi), q), 200);
+    return c.json(page(rows.map((r) => forScopes(c.get("principal"), toChannelApi(r))), q), 200);
   },
 );
 
@@ -140,7 +157,7 @@ channels.openapi(
     request: { params: Id },
     responses: { 200: { description: "Channel", content: json(ChannelSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),
-  async (c) => c.json(toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId)), 200),
+  async (c) => c.json(forScopes(c.get("principal"), toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId))), 200),
 );
 
 channels.openapi(

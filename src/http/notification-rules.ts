@@ -7,13 +7,15 @@ import { send } from "../customer/outbox";
 import { classifyResponse } from "../domain/backoff";
 import { ulid } from "../domain/ids";
 import { iso } from "../domain/time";
+import { settings } from "../env";
 import { requireScope } from "./auth";
+import { amount } from "./entitlement-schemas";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, page, paginated } from "./pagination";
 
 const ThresholdSchema = z
-  .object({ type: z.enum(["usage_value", "usage_percentage", "balance_value", "NUMBER", "PERCENT"]), value: z.number().finite().min(0) })
+  .object({ type: z.enum(["usage_value", "usage_percentage", "balance_value", "NUMBER", "PERCENT"]), value: amount().min(0) })
   .openapi("NotificationRuleBalanceThresholdValue");
 
 const RuleCreate = z
@@ -232,7 +234,7 @@ rules.openapi(
     const body = JSON.stringify(payload);
     const deliveryStatus = await Promise.all(
       channels.map(async (ch) => {
-        const a = await send(ch, id, body, fetch);
+        const a = await send(ch, id, body, fetch, settings(c.env).WEBHOOK_TIMEOUT_MS);
         const ok = classifyResponse(a.status) === "success";
         return {
           channel: { id: ch.id, type: "WEBHOOK" as const },

@@ -57,6 +57,8 @@ export function fromSearchParams(params: URLSearchParams): unknown {
   const filter: Record<string, string> = {};
   for (const [k, v] of params) {
     const m = /^filterGroupBy\[(.+)\]$/.exec(k);
+    // Assigning `__proto__` to a plain object is a no-op: the filter would silently vanish and the answer be unfiltered.
+    if (m?.[1] === "__proto__") invalid("filterGroupBy", "__proto__ is not a group by key of any meter");
     if (m) filter[m[1]!] = v;
     else if (k === "subject" || k === "groupBy") out[k] = [...((out[k] as string[] | undefined) ?? []), v];
     else out[k] = v;
@@ -154,13 +156,22 @@ const params = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
 const description =
   "With `subject`: each subject's exact usage, read from its own Durable Object (read-your-writes). Without `subject`: the whole namespace, from the D1 snapshots every Durable Object flushes (see `freshness`); `groupBy=subject` keeps subjects apart (otherwise `subject` is null), `from`/`to` widen to 15-minute boundaries, and `windowSize=MINUTE` is refused.";
 
-async function handle(c: Context<AppEnv>, raw: unknown): Promise<Response> {
+/** A MeterQueryRequest, or 400 naming each bad field. */
+export function parseQueryRequest(raw: unknown): QueryRequest {
   const parsed = QueryRequest.safeParse(raw);
-  if (!parsed.success) throw new ApiError("validation_failed", "invalid query", { errors: zodIssues(parsed.error) });
+  if (!parsed.success) {
+    const errors = zodIssues(parsed.error);
+    throw new ApiError("validation_failed", errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join("; "), { errors });
+  }
+  return parsed.data;
+}
+
+async function handle(c: Context<AppEnv>, raw: unknown): Promise<Response> {
+  const q = parseQueryRequest(raw);
   const meter = await findMeterDef(c, c.req.param("meterIdOrSlug")!);
-  const spec = foldSpec(meter, parsed.data, Date.now());
-  const subjects = parsed.data.subject;
-  if (!subjects?.length) return namespaceQuery(c, meter, spec, parsed.data.groupBy?.includes("subject") ?? false, respond);
+  const spec = foldSpec(meter, q, Date.now());
+  const subjects = q.subject;
+  if (!subjects?.length) return namespaceQuery(c, meter, spec, q.groupBy?.includes("subject") ?? false, respond);
   return respond(c, spec, await querySubjects(c, meter, spec, [...new Set(subjects)]));
 }
 

@@ -62,6 +62,15 @@ describe("nextAttemptAt", () => {
     expect(nextAttemptAt(10, T0, "60")).toBeNull();
   });
 
+  it("scales the schedule's delays by WEBHOOK_RETRY_SCALE (tests only), but neither Retry-After nor the attempt count", () => {
+    expect(nextAttemptAt(1, T0, null, 0.001)).toBe(T0 + 5);
+    expect(nextAttemptAt(2, T0, null, 0.001)).toBe(T0 + 300);
+    expect(nextAttemptAt(9, T0, null, 0.001)).toBe(T0 + 24 * 3600);
+    expect(nextAttemptAt(2, T0, "2", 0.001)).toBe(T0 + 2 * S);
+    expect(nextAttemptAt(10, T0, null, 0.001)).toBeNull();
+    expect(nextAttemptAt(2, T0, null)).toBe(T0 + 5 * 60 * S); // the default is the spec's schedule
+  });
+
   it("ignores a malformed Retry-After and a first attempt is always immediate", () => {
     expect(nextAttemptAt(1, T0, "soon")).toBe(T0 + 5 * S);
     expect(nextAttemptAt(1, T0, "")).toBe(T0 + 5 * S);

@@ -5,7 +5,8 @@ describe("readNumber", () => {
   it.each([
     [42, 42],
     [-1.5, -1.5],
-    [Number.MAX_VALUE, Number.MAX_VALUE],
+    [1e100, 1e100],
+    [-1e100, -1e100],
     ["42", 42],
     ["+42", 42],
     ["-42", -42],
@@ -19,7 +20,7 @@ describe("readNumber", () => {
     ["-1.5E+2", -150],
     ["007", 7],
     ["1e-400", 0], // underflow rounds to zero, as ParseFloat does
-    ["1.7976931348623157e308", Number.MAX_VALUE],
+    ["1e100", 1e100],
   ])("%j reads as %j", (input, expected) => {
     expect(readNumber(input)).toEqual({ ok: true, value: expected });
   });
@@ -42,6 +43,10 @@ describe("readNumber", () => {
     ["-1e999", 'value is not finite: "-1e999"'],
     // Past MAX_VALUE by more than half an ulp: ParseFloat's ErrRange, not a rounding.
     ["1.7976931348623159e308", 'value is not finite: "1.7976931348623159e308"'],
+    // Finite, but sums of such values could overflow to Infinity (MAX_ABS_VALUE).
+    [Number.MAX_VALUE, `value is beyond ±1e+100: ${Number.MAX_VALUE}`],
+    [-1e101, "value is beyond ±1e+100: -1e+101"],
+    ["1.7976931348623157e308", 'value is beyond ±1e+100: "1.7976931348623157e308"'],
     ["", 'value is not a number: ""'],
     ["   ", 'value is not a number: "   "'],
     [" 1", 'value is not a number: " 1"'],

@@ -1,0 +1,57 @@
+// Small helpers shared by the benchmark scripts (plain Node, no dependencies).
+import { readdirSync, readFileSync } from "node:fs";
+import { loadavg } from "node:os";
+
+// The workload's meters (bench/scenarios.mjs creates them): load, webhook latency, snapshot lag.
+export const METER = "bench_tokens";
+export const EVENT_TYPE = "bench.prompt";
+export const HOOK_METER = "bench_calls";
+export const HOOK_TYPE = "bench.call";
+export const LAG_METER = "bench_lag";
+export const LAG_TYPE = "bench.lag";
+
+/** Nearest-rank percentile of an ascending array. */
+export const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+
+export const round = (x, digits = 2) => (x === null || x === undefined || !Number.isFinite(x) ? null : Math.round(x * 10 ** digits) / 10 ** digits);
+
+/** p50/p90/p99/mean/max of latency samples in ms. */
+export function summary(samples) {
+  if (samples.length === 0) return { n: 0, p50: null, p90: null, p99: null, mean: null, max: null };
+  const s = Float64Array.from(samples).sort();
+  const mean = s.reduce((a, b) => a + b, 0) / s.length;
+  return { n: s.length, p50: round(percentile(s, 50)), p90: round(percentile(s, 90)), p99: round(percentile(s, 99)), mean: round(mean), max: round(s[s.length - 1]) };
+}
+
+const CLOCK_TICKS = 100; // USER_HZ on Linux
+
+/**
+ * CPU time (ms, user + system) used so far by every live process of a process group: the gateway
+ * runs in its own group (test/e2e/harness.mjs), so this is what Node, wrangler and workerd spent.
+ * CPU per request is disturbed far less by other load on the machine than throughput is. null off Linux.
+ */
+export function groupCpuMs(pgid) {
+  if (process.platform !== "linux" || !pgid) return null;
+  let ticks = 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/** The 1-minute load average, to say how busy the (shared) machine was during a measurement. */
+export const load1 = () => round(loadavg()[0]);
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** Wall clock with sub-ms resolution that two processes on one machine agree on. */
+export const nowMs = () => performance.timeOrigin + performance.now();

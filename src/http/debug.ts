@@ -1,0 +1,65 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { customer } from "../customer/client";
+import { LIMITS } from "../domain/cloudevent";
+import { settings } from "../env";
+import { requireScope } from "./auth";
+import { parseJson, readCappedText } from "./body";
+import type { AppEnv } from "./context";
+import { ApiError, errorResponses } from "./errors";
+
+/**
+ * Operator routes behind the benchmarks (`npm run bench`, bench/README in the main README's
+ * Performance section): what a customer's Durable Object stores and what its SQL has cost, and an
+ * opt-in parse-only handler that measures what the runtime itself allows.
+ */
+export const debug = new OpenAPIHono<AppEnv>();
+
+const StorageStatsSchema = z
+  .object({
+    databaseSize: z.number().int().openapi({ description: "Bytes of the Durable Object's SQLite database (ctx.storage.sql.databaseSize)." }),
+    events: z.number().int().openapi({ description: "Events retained (the dedupe log)." }),
+    buckets: z.number().int().openapi({ description: "Minute buckets kept." }),
+    statements: z.number().int().openapi({ description: "SQL statements run by this instance of the Durable Object." }),
+    rowsRead: z.number().int().openapi({ description: "Rows read by those statements (the cursors' rowsRead; billed)." }),
+    rowsWritten: z.number().int().openapi({ description: "Rows written by those statements, index entries included (rowsWritten; billed)." }),
+    alarmsSet: z.number().int().openapi({ description: "setAlarm() calls of this instance (each billed as one row written)." }),
+    alarms: z.number().int().openapi({ description: "Alarm invocations of this instance (each billed as one request)." }),
+    instanceStartedAt: z.number().int().openapi({ description: "Epoch ms this instance started; the counters restart with a new instance." }),
+  })
+  .openapi("StorageStats");
+
+debug.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/debug/subjects/{subject}/storage",
+    summary: "Storage size and SQL cost counters of a subject's Durable Object",
+    description:
+      "For operators and the benchmarks: the database size, retained events and buckets, and the rows read and written by this " +
+      "instance of the subject's Durable Object since it started (counters live in memory and restart with the instance).",
+    tags: ["Debug"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: z.object({ subject: z.string().min(1).max(256) }) },
+    responses: {
+      200: { description: "Stats", content: { "application/json": { schema: StorageStatsSchema } } },
+      ...errorResponses("unauthenticated", "forbidden", "not_found"),
+    },
+  }),
+  async (c) => {
+    const { subject } = c.req.valid("param");
+    const id = { namespace: c.get("principal").namespace, subject };
+    const stats = await customer(c.env, id).storageStats(id);
+    if (!stats) throw new ApiError("not_found", `subject ${subject} is unknown: it has neither events nor entitlements`);
+    return c.json(stats, 200);
+  },
+);
+
+// The ceiling the benchmark reports ingest against: the same runtime, socket and body reading as
+// POST /api/v1/events, then only JSON.parse and an answer. A route of this Worker rather than a
+// separate one so that it goes through exactly the same runtime path (wrangler dev's proxy or serve's
+// direct socket) with no second build to keep in step. Off unless BENCH_PARSE_ONLY is set (never in
+// production): unauthenticated, it would let anyone burn CPU.
+debug.post("/bench/parse-only", async (c) => {
+  if (!settings(c.env).BENCH_PARSE_ONLY) throw new ApiError("not_found", "no route for POST /bench/parse-only");
+  const body = parseJson(await readCappedText(c.req.raw, LIMITS.bytesPerRequest));
+  return c.json({ events: Array.isArray(body) ? body.length : 1 }, 202);
+});

@@ -1,0 +1,94 @@
+import { runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { ingestBatch, type DedupeHint } from "../../src/customer/ingest";
+import type { Sql } from "../../src/customer/sql";
+import type { MeterSet } from "../../src/domain/metering";
+import { createMeter, customerStub, event, ingestOk, total, uid } from "../helpers/api";
+
+// storeNew (src/customer/ingest.ts) has an optimistic strategy (one INSERT … ON CONFLICT DO NOTHING,
+// rolled back to a savepoint when the batch turns out mixed) and a careful one (SELECT, then INSERT).
+// Every combination must count each (source, id) exactly once.
+describe("ingest dedupe strategies", () => {
+  it("all new, all duplicates, and a mix found by the optimistic insert are each counted exactly once", async () => {
+    const type = uid("dd");
+    const slug = uid("dd_sum");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("subj");
+    await ingestOk([event({ type, subject, data: { n: 1 } })]); // names the DO's customer, loads the meter
+    await runInDurableObject(customerStub(subject), (instance) => {
+      const o = instance as unknown as { sql: Sql; meters: { set: MeterSet } };
+      const now = Date.now();
+      const ev = (id: string, index: number) => ({ index, id, source: "dd", type, time: now, data: { n: 10 } });
+      const run = (events: ReturnType<typeof ev>[], hint: DedupeHint) =>
+        o.sql.transaction(() => ingestBatch(o.sql, o.meters.set, events, now, 86_400_000, hint));
+      const rows = () => Number(o.sql.one<{ n: number }>("SELECT count(*) AS n FROM events WHERE source = 'dd'")!.n);
+      const counted = (r: { buckets: { deltas(): { sum: number }[] } }) => r.buckets.deltas().reduce((n, d) => n + d.sum, 0);
+
+      const hint = { duplicatesLikely: false };
+      expect(run([ev("a", 0), ev("b", 1)], hint)).toMatchObject({ accepted: 2, duplicates: 0 });
+      expect(hint.duplicatesLikely).toBe(false);
+      expect(run([ev("a", 0), ev("b", 1)], hint)).toMatchObject({ accepted: 0, duplicates: 2 });
+      expect(hint.duplicatesLikely).toBe(true);
+
+      // Optimistic insert meets a mix: rolled back, then redone carefully.
+      const mixed = run([ev("a", 0), ev("c", 1), ev("b", 2), ev("d", 3)], { duplicatesLikely: false });
+      expect(mixed).toMatchObject({ accepted: 2, duplicates: 2 });
+      expect(counted(mixed)).toBe(20);
+      expect(rows()).toBe(4);
+      // Careful strategy, both kinds.
+      const careful = { duplicatesLikely: true };
+      const some = run([ev("d", 0), ev("e", 1)], careful);
+      expect(some).toMatchObject({ accepted: 1, duplicates: 1 });
+      expect(counted(some)).toBe(10);
+      expect(careful.duplicatesLikely).toBe(true);
+      expect(run([ev("f", 0)], careful)).toMatchObject({ accepted: 1, duplicates: 0 });
+      expect(careful.duplicatesLikely).toBe(false);
+      expect(rows()).toBe(6);
+    });
+  });
+
+  it("through the API: a batch re-sent with new events mixed in counts each once", async () => {
+    const type = uid("dd");
+    const slug = uid("dd_sum");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("subj");
+    const first = Array.from({ length: 50 }, () => event({ type, subject, data: { n: 1 } }));
+    const more = Array.from({ length: 25 }, () => event({ type, subject, data: { n: 1 } }));
+    expect(await ingestOk(first)).toMatchObject({ accepted: 50, duplicates: 0 });
+    expect(await ingestOk([...more.slice(0, 10), ...first, ...more.slice(10)])).toMatchObject({ accepted: 25, duplicates: 50 });
+    expect(await ingestOk([...first, ...more])).toMatchObject({ accepted: 0, duplicates: 75 });
+    expect(await total(slug, subject)).toBe(75);
+  });
+});
+
+describe("the Worker's batch plan (src/customer/batch.ts)", () => {
+  it("is used only when it applies: a plan from an older meter version, or a resent batch, is metered by the Durable Object", async () => {
+    const type = uid("plan");
+    const slug = uid("plan_sum");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n", groupBy: { m: "$.m" } });
+    const subject = uid("subj");
+    const batch = Array.from({ length: 20 }, (_, i) => event({ type, subject, data: { n: 2, m: `g${i % 3}` } }));
+    expect(await ingestOk(batch)).toMatchObject({ accepted: 20, duplicates: 0 });
+    expect(await ingestOk(batch)).toMatchObject({ accepted: 0, duplicates: 20 });
+    const more = Array.from({ length: 5 }, () => event({ type, subject, data: { n: 2, m: "g0" } }));
+    expect(await ingestOk([...more, ...more])).toMatchObject({ accepted: 5, duplicates: 5 });
+    expect(await total(slug, subject)).toBe(50);
+
+    const { prepareBatch } = await import("../../src/customer/batch");
+    const { MeterSet } = await import("../../src/domain/metering");
+    await runInDurableObject(customerStub(subject), (instance) => {
+      const o = instance as unknown as { meters: { version: number; set: MeterSet } };
+      const now = Date.now();
+      const evs = [{ index: 0, id: uid("p"), source: "s", type, time: now, data: { n: 7, m: "g1" } }];
+      // A plan made with other meters (version mismatch) must be ignored: a wrong plan claims 1,000.
+      const stale = prepareBatch(evs, { version: o.meters.version - 1, set: o.meters.set });
+      stale.plan!.deltas[0]!.sum = 1000;
+      return { stale };
+    }).then(async ({ stale }) => {
+      const id = { namespace: "default", subject };
+      const config = { version: 0, meters: [] };
+      await customerStub(subject).ingest(id, config, stale);
+    });
+    expect(await total(slug, subject)).toBe(57);
+  });
+});
