@@ -26,19 +26,22 @@ export async function readNamespaceConfig(db: Db, namespace: string): Promise<Na
   return { version: version[0]?.v ?? 0, meters: meters.map(toMeterDef), channels: channels.map(toChannelDef), rules: rules.map(toRuleDef) };
 }
 
-const cache = new Map<string, { config: Promise<NamespaceConfig>; expires: number }>();
+const cache = new Map<string, { config: NamespaceConfig; expires: number }>();
 
 /**
  * The isolate's cached copy, refreshed after `ttlSeconds`: this is the bound on how soon a definition
  * change reaches every Durable Object (CONFIG_CACHE_SECONDS; 0 reads D1 on every request).
+ * Only settled values are shared between requests: a pending D1 read belongs to the request that
+ * started it, and workerd refuses to let another request wait on its I/O.
  */
-export function cachedNamespaceConfig(db: Db, namespace: string, ttlSeconds: number): Promise<NamespaceConfig> {
+export async function cachedNamespaceConfig(db: Db, namespace: string, ttlSeconds: number): Promise<NamespaceConfig> {
   const now = Date.now();
   const hit = cache.get(namespace);
   if (hit && hit.expires > now) return hit.config;
-  const config = readNamespaceConfig(db, namespace);
-  config.catch(() => cache.delete(namespace));
-  cache.set(namespace, { config, expires: now + ttlSeconds * 1000 });
+  const config = await readNamespaceConfig(db, namespace);
+  const current = cache.get(namespace);
+  // Never replace a newer copy that a concurrent request stored meanwhile.
+  if (!current || current.config.version <= config.version) cache.set(namespace, { config, expires: now + ttlSeconds * 1000 });
   return config;
 }
 
