@@ -17,11 +17,17 @@ export async function webhookLatency(ctx) {
   await ctx.entitle(subjects, HOOK_METER);
 
   const samples = [];
+  const errors = [];
   let missing = 0;
   const load = [ctx.loadAverage()];
   for (const subject of subjects) {
     for (let t = 1; t <= 10; t++) {
-      await api("POST", "/api/v1/events", { specversion: "1.0", id: `${tag}-h-${subject}-${t}`, source: "bench", type, subject }, 202);
+      try {
+        await api("POST", "/api/v1/events", { specversion: "1.0", id: `${tag}-h-${subject}-${t}`, source: "bench", type, subject }, 202);
+      } catch (e) {
+        errors.push(String(e).slice(0, 300));
+        continue;
+      }
       const acked = nowMs();
       const d = await receiver.waitFor((x) => x.payload?.data?.subject?.key === subject && x.payload?.data?.threshold?.value === t, 10_000);
       if (d) samples.push(d.at - acked);
@@ -30,7 +36,7 @@ export async function webhookLatency(ctx) {
     ctx.progress(`s5 webhook latency: ${samples.length + missing}/${subjects.length * 10}`);
   }
   load.push(ctx.loadAverage());
-  return { samples: samples.length, missing, invalidSignatures: receiver.invalid(), latencyMs: summary(samples), loadAverage: load };
+  return { samples: samples.length, missing, errors: errors.length, lastError: errors.at(-1), invalidSignatures: receiver.invalid(), latencyMs: summary(samples), loadAverage: load };
 }
 
 /**
@@ -62,15 +68,21 @@ export async function snapshotLag(ctx) {
   };
   let seq = 0;
   let sending = true;
+  const errors = [];
   const sender = async (subject, offset) => {
     await sleep(offset);
     let total = 0;
     for (const end = Date.now() + o.seconds * 1000; Date.now() < end; ) {
       const started = Date.now();
       const events = Array.from({ length: o.batch }, (_, i) => ({ specversion: "1.0", id: `${tag}-l-${seq++}`, source: "bench", type, subject, time: new Date().toISOString(), data: { n: 1, model: ["a", "b", "c"][i % 3] } }));
-      const r = await api("POST", "/api/v1/events", events, 202);
-      total += r.accepted;
-      batches.get(subject).push({ total, ackAt: nowMs(), visibleAt: null });
+      try {
+        const r = await api("POST", "/api/v1/events", events, 202);
+        total += r.accepted;
+        batches.get(subject).push({ total, ackAt: nowMs(), visibleAt: null });
+      } catch (e) {
+        // A failed request is reported with the figures; the batch is simply not tracked.
+        errors.push(String(e).slice(0, 300));
+      }
       await sleep(Math.max(0, o.everyMs - (Date.now() - started)));
     }
   };
@@ -96,10 +108,14 @@ export async function snapshotLag(ctx) {
   const load = [ctx.loadAverage()];
   const polling = poller();
   const ticker = setInterval(() => ctx.progress(`s6 snapshot lag: ${sending ? "sending" : "waiting for the last flushes"}`), 2000);
-  await Promise.all(subjects.map((s, i) => sender(s, Math.floor((i * o.everyMs) / subjects.length))));
-  sending = false;
+  try {
+    await Promise.all(subjects.map((s, i) => sender(s, Math.floor((i * o.everyMs) / subjects.length))));
+  } finally {
+    // Also on failure: the poller must not outlive this scenario (its gateway is stopped next).
+    sending = false;
+    clearInterval(ticker);
+  }
   const unseen = await polling;
-  clearInterval(ticker);
   await sleep(500);
   scanLog();
   load.push(ctx.loadAverage());
@@ -114,6 +130,8 @@ export async function snapshotLag(ctx) {
     events,
     batches: all.length,
     unseenBatches: unseen,
+    errors: errors.length,
+    lastError: errors.at(-1),
     lagMs: summary(all.filter((b) => b.visibleAt !== null).map((b) => b.visibleAt - b.ackAt)),
     d1: { flushes: fl.length, rowsWritten, rowsWrittenPer1000Events: events ? round((rowsWritten / events) * 1000, 2) : null, statements: fl.reduce((n, f) => n + f.statements, 0) },
     loadAverage: load,

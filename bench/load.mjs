@@ -42,6 +42,9 @@ async function ingest(o) {
   if (o.dupRate > 0 && o.subjects !== 1) throw new Error("duplicates are re-sent to the same subject: use one subject");
   const send = client(o.baseUrl, o.connections);
   const headers = { authorization: `Bearer ${o.adminKey}`, "content-type": "application/cloudevents-batch+json" };
+  let errors = 0;
+  let primeErrors = 0;
+  let lastError = "";
   if (o.prime) {
     // One event to every subject first: what is measured is steady traffic to existing customers,
     // not each Durable Object's first write (its alarm, its first snapshot bookkeeping).
@@ -50,7 +53,10 @@ async function ingest(o) {
       for (let k = next++; k < o.subjects; k = next++) {
         const body = `[${eventJson(`${o.tag}-prime-${k}`, `${o.subjectPrefix}-${k}`, o.type, new Date().toISOString(), 1, MODELS[0])}]`;
         const res = await send("POST", o.path, { ...headers, "content-length": Buffer.byteLength(body) }, body);
-        if (res.status !== 202) throw new Error(`priming ${o.subjectPrefix}-${k}: ${res.status} ${res.body.slice(0, 200)}`);
+        if (res.status !== 202) {
+          primeErrors++;
+          lastError = `priming ${o.subjectPrefix}-${k}: ${res.status} ${res.body.slice(0, 300)}`;
+        }
       }
     };
     await Promise.all(Array.from({ length: o.connections }, primer));
@@ -59,8 +65,6 @@ async function ingest(o) {
   const start = t0 + o.warmupSeconds * 1000;
   const end = start + o.seconds * 1000;
   const done = []; // [finishedAt, ms, events, accepted, duplicates] of requests finished in the window
-  let errors = 0;
-  let lastError = "";
   // Every answered request, warm-up included: what the gateway's counters saw.
   const all = { requests: 0, events: 0, accepted: 0, duplicates: 0 };
   let requestSeq = 0;
@@ -138,6 +142,7 @@ async function ingest(o) {
     accepted: done.reduce((n, d) => n + d[3], 0),
     duplicates: done.reduce((n, d) => n + d[4], 0),
     errors,
+    primeErrors,
     lastError: lastError || undefined,
     whole: all,
     gatewayCpuMsPerRequest: cpuAtStart === null || cpuEnd === null || requests === 0 ? null : +((cpuEnd - cpuAtStart) / requests).toFixed(3),

@@ -84,7 +84,7 @@ export function targets(f) {
   return [
     t("batch ingest (1,000 ev/req) ≥ 100,000 ev/s or ≥ 0.6 × parse-only ceiling", ing.eventsPerSecond >= 100_000 || (fraction !== null && fraction >= 0.6), `${fmt(ing.eventsPerSecond)} ev/s = ${fmt(fraction, 2)} × ceiling (${fmt(ceiling?.eventsPerSecond)} ev/s)`),
     t("check p99 ≤ 1.2 × no-op DO round trip p99", check !== null && noop !== null && check <= 1.2 * noop, `${fmt(check, 1)} ms vs ${fmt(noop, 1)} ms (${fmt(check / noop, 2)}×)`),
-    t("threshold webhook p99 ≤ 100 ms after the ingest 2xx", f.webhook.latencyMs.p99 !== null && f.webhook.latencyMs.p99 <= 100 && f.webhook.missing === 0, `p99 ${fmt(f.webhook.latencyMs.p99, 1)} ms (${f.webhook.samples} webhooks, ${f.webhook.missing} missing)`),
+    t("threshold webhook p99 ≤ 100 ms after the ingest 2xx", f.webhook.latencyMs.p99 !== null && f.webhook.latencyMs.p99 <= 100 && f.webhook.missing === 0 && f.webhook.errors === 0, `p99 ${fmt(f.webhook.latencyMs.p99, 1)} ms (${f.webhook.samples} webhooks, ${f.webhook.missing} missing)`),
     // "No more than": a 5% allowance for noise between two runs on a shared machine.
     t("duplicates cost no more than new events (CPU per event, 1,000 ev/req, 5% noise allowance)", cpuRatio !== null && cpuRatio <= 1.05, `${fmt(dup.gatewayCpuUsPerEvent, 1)} vs ${fmt(ing.gatewayCpuUsPerEvent, 1)} µs CPU/event (${fmt(cpuRatio, 2)}×); ${fmt(dup.eventsPerSecond)} vs ${fmt(ing.eventsPerSecond)} ev/s`),
     t(`${fmt(r.subjects.many.subjects)} subjects ≥ 80% of 1-subject throughput (100 ev/req)`, subjRatio !== null && subjRatio >= 0.8, `${fmt(r.subjects.many.eventsPerSecond)} vs ${fmt(r.subjects.one.eventsPerSecond)} ev/s (${fmt(subjRatio * 100)}%)`),
@@ -119,6 +119,12 @@ export function tableRows(byRuntime) {
   rows.push(row("9 D1 rows written / 1,000 events", (f) => `${fmt(f.snapshots.d1.rowsWrittenPer1000Events, 2)} (snapshot traffic of scenario 6)`));
   rows.push(row("9 gateway CPU / event (1,000 ev/req)", (f) => `${fmt(f.runs.ingest[1000].gatewayCpuUsPerEvent, 1)} µs (ceiling ${fmt(f.runs.ceiling.gatewayCpuUsPerEvent, 1)} µs)`));
   rows.push(row("9 $ per million events", (f) => (f.cost ? `$${fmt(f.cost.totalPerMillionEvents, 3)} (+ $${fmt(f.cost.storagePerMillionRetainedEventsPerMonth, 4)}/month stored)` : "—")));
+  rows.push(row("server errors during load runs (should be 0)", (f) => {
+    const all = [...Object.values(f.runs.ingest), ...Object.values(f.runs.duplicates), f.runs.subjects.one, f.runs.subjects.many, f.runs.ceiling];
+    const n = all.reduce((k, r) => k + r.errors + (r.primeErrors ?? 0), 0) + f.webhook.errors + f.snapshots.errors;
+    const last = all.find((r) => r.lastError)?.lastError ?? f.webhook.lastError ?? f.snapshots.lastError;
+    return n === 0 ? "0" : `${n}: ${String(last).slice(0, 120)}`;
+  }));
   rows.push(row("machine load average (1 min) during the run", (f) => `${f.loadAverage[0]} → ${f.loadAverage[1]}`));
   return { header: ["scenario", ...names], rows };
 }
