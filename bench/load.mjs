@@ -128,7 +128,10 @@ async function ingest(o) {
   clearInterval(progress);
   clearTimeout(cpuTimer);
   load.push(load1());
-  const cpuEnd = groupCpuMs(o.pgid);
+  let cpuEnd = groupCpuMs(o.pgid);
+  // Less than at the start: a process of the gateway restarted (wrangler dev reloads when a source
+  // file changes), so the figure would be meaningless.
+  if (cpuEnd !== null && cpuAtStart !== null && cpuEnd < cpuAtStart) cpuEnd = null;
   const own = process.cpuUsage(ownCpuStart);
   const seconds = o.seconds;
   const events = done.reduce((n, d) => n + d[2], 0);
@@ -166,6 +169,11 @@ async function latency(o) {
   const kinds = {
     "GET /healthz (Worker only)": () => call("GET", "/healthz", {}),
     "GET /healthz/do (no-op DO RPC)": () => call("GET", "/healthz/do", {}),
+    // Decide only: what a quota gate costs when it asks without recording (a read in the DO).
+    "POST /api/v1/check (decide only)": async () => {
+      const r = JSON.parse(await call("POST", "/api/v1/check", json, JSON.stringify({ subject: o.subject, feature: o.feature, amount: 1 })));
+      if (!r.allowed) throw new Error("check refused");
+    },
     "POST /api/v1/check (+event)": async () => {
       const event = { specversion: "1.0", id: `${o.tag}-c-${seq++}`, source: "bench", type: o.type, subject: o.subject, data: { tokens: 1, model: "o3" } };
       const r = JSON.parse(await call("POST", "/api/v1/check", json, JSON.stringify({ subject: o.subject, feature: o.feature, event })));

@@ -35,7 +35,7 @@ describe("npm run bench -- --quick", () => {
       expect(Object.keys(dev.scenarios)).toEqual(SCENARIOS);
       for (const name of SCENARIOS) expect(dev.scenarios[name], name).toBeTruthy();
       // Each target is reported with a verdict, whatever it is.
-      expect(dev.targets.length).toBe(7);
+      expect(dev.targets.length).toBe(8);
       for (const t of dev.targets) expect(typeof t.pass).toBe("boolean");
       // The table and the verdicts are printed.
       expect(stdout).toContain("1 ingest, 1,000 ev/req");
