@@ -20,7 +20,7 @@ function client(baseUrl, connections) {
   const url = new URL(baseUrl);
   const agent = new http.Agent({ keepAlive: true, maxSockets: connections, maxFreeSockets: connections });
   /** One request; resolves { status, body } (body as text). Never rejects: failures are status 0. */
-  return (method, path, headers, body) =>
+  const send = (method, path, headers, body) =>
     new Promise((resolve) => {
       const req = http.request({ agent, host: url.hostname, port: url.port, method, path, headers }, (res) => {
         const chunks = [];
@@ -31,6 +31,9 @@ function client(baseUrl, connections) {
       req.on("error", (e) => resolve({ status: 0, body: String(e) }));
       req.end(body);
     });
+  // Closed after each run: idle keep-alive sockets of earlier runs would otherwise pile up on the gateway.
+  send.close = () => agent.destroy();
+  return send;
 }
 
 // Built as text: JSON.stringify of 1,000 objects per request would make the generator, which shares
@@ -125,6 +128,7 @@ async function ingest(o) {
 
   const load = [load1()];
   await Promise.all(Array.from({ length: o.connections }, (_, w) => worker(w)));
+  send.close();
   clearInterval(progress);
   clearTimeout(cpuTimer);
   load.push(load1());
@@ -196,6 +200,7 @@ async function latency(o) {
     if (i % 50 === 49) process.send?.({ type: "progress", phase: "measuring", done: i + 1, total: o.rounds });
   }
   load.push(load1());
+  send.close();
   return { rounds: o.rounds, warmup: o.warmup, results: Object.fromEntries(names.map((k) => [k, summary(samples[k])])), loadAverage: load };
 }
 
