@@ -61,6 +61,28 @@ describe("threshold notifications", () => {
     expect(rows).toHaveLength(2);
   });
 
+  it("a crossing while an earlier delivery is still in flight is delivered without waiting for more usage", async () => {
+    const s = await setup({ entitlement: LIMIT });
+    const { name } = await notifyOn(s, [{ type: "usage_value", value: 10 }, { type: "usage_value", value: 20 }], "?slowMs=400");
+    await ingestOk([usage(s, { tokens: 10 })]);
+    // The alarm is now sending the first notification to a receiver that takes 400 ms to answer.
+    await new Promise((r) => setTimeout(r, 150));
+    await ingestOk([usage(s, { tokens: 10 })]);
+    const crossedAt = Date.now();
+    const got = await eventually(() => received(name), (r) => r.length === 2, 3000);
+    expect(got.map((r) => JSON.parse(r.body).data.threshold.value)).toEqual([10, 20]);
+    // The second is sent as soon as the first attempt's run ends, not at some later alarm.
+    expect(got[1]!.at - crossedAt).toBeLessThan(1500);
+    await eventually(() => outbox(s.subject), (r) => r.every((d) => d.state === "SUCCESS"));
+    // The alarm still serves the jobs left (prune, flush): none is stranded without an alarm.
+    const { jobs, alarm } = await runInDurableObject(customerStub(s.subject), async (_, st) => ({
+      jobs: st.storage.sql.exec<{ key: string; value: number }>("SELECT key, value FROM meta WHERE key LIKE 'job:%' ORDER BY key").toArray(),
+      alarm: await st.storage.getAlarm(),
+    }));
+    expect(jobs.map((j) => j.key)).not.toContain("job:deliver");
+    expect(alarm).toBe(Math.min(...jobs.map((j) => j.value)));
+  });
+
   it("retries a failing receiver on the schedule with the same webhook-id; eviction keeps the schedule", async () => {
     const s = await setup({ entitlement: LIMIT });
     const { name } = await notifyOn(s, [{ type: "usage_value", value: 1 }], "?fail=2&status=503");
