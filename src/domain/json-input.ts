@@ -18,10 +18,9 @@ export interface JsonProblem {
   message: string;
 }
 
-const UNPAIRED_SURROGATE = /\p{Cs}/u;
-
+/** No unpaired UTF-16 surrogate (String.prototype.isWellFormed: native, cheaper than a /\p{Cs}/u test). */
 export function isWellFormedText(s: string): boolean {
-  return !UNPAIRED_SURROGATE.test(s);
+  return s.isWellFormed();
 }
 
 /** The first problem found in a parsed JSON value, or null. Never recurses. */

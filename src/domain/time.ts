@@ -32,7 +32,9 @@ export function parseRfc3339(s: string): number | null {
 
 /**
  * `YYYY-MM-DDTHH:MM:SS[.fff…]Z` (the form toISOString and most clients send) without a regex match
- * array; undefined for any other shape, which the caller parses in full.
+ * array; undefined for any other shape, which the caller parses in full. The events of a batch
+ * mostly share their minute, so the last minute seen is remembered (`YYYY-MM-DDTHH:MM` → epoch ms)
+ * and only the seconds are read for the next one.
  */
 function parseUtcFast(s: string): number | null | undefined {
   const n = s.length;
@@ -41,13 +43,8 @@ function parseUtcFast(s: string): number | null | undefined {
   if ((last !== 90 && last !== 122) || s.charCodeAt(4) !== 45 || s.charCodeAt(7) !== 45 || s.charCodeAt(13) !== 58 || s.charCodeAt(16) !== 58) return undefined;
   const t = s.charCodeAt(10);
   if (t !== 84 && t !== 116) return undefined;
-  const year = digits(s, 0, 4);
-  const month = digits(s, 5, 2);
-  const day = digits(s, 8, 2);
-  const hour = digits(s, 11, 2);
-  const minute = digits(s, 14, 2);
   const second = digits(s, 17, 2);
-  if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined;
+  if (second < 0) return undefined;
   let millis = 0;
   if (n > 20) {
     // A fraction of 1–9 digits; milliseconds are its first three (the rest truncated).
@@ -57,10 +54,25 @@ function parseUtcFast(s: string): number | null | undefined {
     const len = n - 21;
     millis = len >= 3 ? Math.floor(frac / 10 ** (len - 3)) : frac * (len === 1 ? 100 : 10);
   }
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
-  if (hour > 23 || minute > 59 || second > 59) return null;
-  return utc(year, month - 1, day, hour, minute, second, millis);
+  let base: number;
+  if (s.startsWith(lastMinute.prefix)) base = lastMinute.ms;
+  else {
+    const year = digits(s, 0, 4);
+    const month = digits(s, 5, 2);
+    const day = digits(s, 8, 2);
+    const hour = digits(s, 11, 2);
+    const minute = digits(s, 14, 2);
+    if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0) return undefined;
+    if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month) || hour > 23 || minute > 59) return null;
+    base = utc(year, month - 1, day, hour, minute);
+    lastMinute = { prefix: s.slice(0, 16), ms: base };
+  }
+  if (second > 59) return null;
+  return base + second * 1000 + millis;
 }
+
+/** The minute parseUtcFast read last; the prefix is always a valid `YYYY-MM-DDTHH:MM`. */
+let lastMinute = { prefix: "\u0000", ms: 0 };
 
 /** The decimal value of s[from, from + count), or -1 if any of them is not a digit. */
 function digits(s: string, from: number, count: number): number {

@@ -5,7 +5,6 @@ import type { IngestResult } from "../customer/do";
 import { prepareBatch } from "../customer/batch";
 import { LIMITS, validateEvents, type CloudEvent } from "../domain/cloudevent";
 import { MeterSet, type MeterEvent } from "../domain/metering";
-import { parseRfc3339 } from "../domain/time";
 import { settings, type Env } from "../env";
 import { mediaType, parseJson, readCappedText } from "./body";
 import { ApiError } from "./errors";
@@ -15,7 +14,7 @@ const BATCH = "application/cloudevents-batch+json";
 const JSON_TYPE = "application/json";
 
 /** Reads an ingest body per OpenMeter's content types, and validates every event (whole request or nothing). */
-export async function readEvents(req: Request): Promise<CloudEvent[]> {
+export async function readEvents(req: Request): Promise<ValidBatch> {
   const type = mediaType(req.headers.get("content-type"));
   if (type !== SINGLE && type !== BATCH && type !== JSON_TYPE) {
     throw new ApiError("unsupported_media_type", `send events as ${SINGLE}, ${BATCH} or ${JSON_TYPE} (optionally ; charset=utf-8)`);
@@ -33,7 +32,7 @@ export async function readEvents(req: Request): Promise<CloudEvent[]> {
   if (items.length > LIMITS.eventsPerRequest) {
     throw new ApiError("payload_too_large", `the batch has ${items.length} events; at most ${LIMITS.eventsPerRequest} are accepted per request`);
   }
-  const { events, issues } = validateEvents(items);
+  const { events, times, issues } = validateEvents(items);
   if (issues.length > 0) {
     // The detail names the first few faults so a human sees what is wrong; `errors` lists up to 100.
     const first = issues.slice(0, 3).map((i) => `event ${i.index}${i.field ? ` ${i.field}` : ""}: ${i.message}`);
@@ -42,7 +41,13 @@ export async function readEvents(req: Request): Promise<CloudEvent[]> {
       errors: issues.slice(0, 100),
     });
   }
-  return events;
+  return { events, times };
+}
+
+/** Valid events with their times (epoch ms, NaN when the event has none), parsed once by validateEvents. */
+export interface ValidBatch {
+  events: readonly CloudEvent[];
+  times: readonly number[];
 }
 
 // Compiled once per definition set (configs are cached per isolate, so the object is reused).
@@ -63,13 +68,15 @@ export interface IngestReply {
  * One RPC per subject, in parallel. Each subject's DO commits its share atomically; if any fails the
  * client is told to resend the whole batch, which is safe because stored events deduplicate.
  */
-export async function ingestEvents(env: Env, namespace: string, events: readonly CloudEvent[], now = Date.now()): Promise<IngestReply> {
+export async function ingestEvents(env: Env, namespace: string, { events, times }: ValidBatch, now = Date.now()): Promise<IngestReply> {
   const bySubject = new Map<string, MeterEvent[]>();
-  events.forEach((e, index) => {
-    const list = bySubject.get(e.subject) ?? [];
-    list.push({ index, id: e.id, source: e.source, type: e.type, time: e.time ? parseRfc3339(e.time)! : now, data: e.data ?? null });
-    bySubject.set(e.subject, list);
-  });
+  for (let index = 0; index < events.length; index++) {
+    const e = events[index]!;
+    let list = bySubject.get(e.subject);
+    if (!list) bySubject.set(e.subject, (list = []));
+    const time = times[index]!;
+    list.push({ index, id: e.id, source: e.source, type: e.type, time: Number.isNaN(time) ? now : time, data: e.data ?? null });
+  }
   const config = await cachedNamespaceConfig(database(env.DB), namespace, settings(env).CONFIG_CACHE_SECONDS);
   const results = await Promise.allSettled(
     [...bySubject].map(([subject, list]) => customer(env, { namespace, subject }).ingest({ namespace, subject }, config, prepareBatch(list, meterSetOf(config)))),
