@@ -63,6 +63,7 @@ export class CustomerDO extends DurableObject<Env> {
   /** Picks the cheaper way to dedupe the next batch (src/customer/ingest.ts storeNew). */
   protected readonly dedupe: DedupeHint = { duplicatesLikely: false };
   protected alarms = 0;
+  private registered = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -311,14 +312,17 @@ export class CustomerDO extends DurableObject<Env> {
 
   protected async afterWrite(now: number): Promise<void> {
     await this.jobs.arm();
-    if (getMeta(this.sql, "registered") === undefined && this.identity) {
-      // Outside the transaction on purpose: the usage is already durable; if D1 fails, the next batch retries.
-      try {
-        await registerSubject(database(this.env.DB), this.identity.namespace, this.identity.subject, now);
-        setMeta(this.sql, "registered", 1);
-      } catch (e) {
-        console.error("subject registration failed; will retry", e);
-      }
+    if (this.registered || !this.identity) return;
+    // Once registered, always: remembered so that a batch does not read the flag back each time.
+    this.registered = getMeta(this.sql, "registered") !== undefined;
+    if (this.registered) return;
+    // Outside the transaction on purpose: the usage is already durable; if D1 fails, the next batch retries.
+    try {
+      await registerSubject(database(this.env.DB), this.identity.namespace, this.identity.subject, now);
+      setMeta(this.sql, "registered", 1);
+      this.registered = true;
+    } catch (e) {
+      console.error("subject registration failed; will retry", e);
     }
   }
 }

@@ -14,6 +14,12 @@ const RETRY_UNEXPECTED_MS = 60_000;
 
 export class Jobs {
   private alarmAt: number | null | undefined;
+  // The stored due times as last read or written (null: no row), and whether any changed since the
+  // alarm was last set: every counted batch makes `prune` and `flush` due, and reading their rows
+  // back each time was two statements per batch for nothing. Dropped after any rollback.
+  private known = new Map<JobName, number | null>();
+  private knownAt = 0;
+  private changed = true;
 
   constructor(
     private readonly sql: Sql,
@@ -22,12 +28,32 @@ export class Jobs {
 
   /** Makes `name` due at `at` (or earlier, if it already is). Safe to call inside a transaction. */
   due(name: JobName, at: number): void {
-    const current = getMeta<number>(this.sql, `job:${name}`);
-    if (current === undefined || at < current) setMeta(this.sql, `job:${name}`, at);
+    const current = this.stored(name);
+    if (current !== null && at >= current) return;
+    setMeta(this.sql, `job:${name}`, at);
+    this.known.set(name, at);
+    this.changed = true;
+  }
+
+  private stored(name: JobName): number | null {
+    this.forgetAfterRollback();
+    let at = this.known.get(name);
+    if (at === undefined) this.known.set(name, (at = getMeta<number>(this.sql, `job:${name}`) ?? null));
+    return at;
+  }
+
+  private forgetAfterRollback(): void {
+    if (this.knownAt === this.sql.rollbacks) return;
+    this.known.clear();
+    this.knownAt = this.sql.rollbacks;
+    this.changed = true;
   }
 
   /** Sets the alarm to the earliest due job; call after the transaction that made jobs due. */
   async arm(): Promise<void> {
+    this.forgetAfterRollback();
+    if (!this.changed && this.alarmAt !== undefined) return;
+    this.changed = false;
     const next = this.sql.one<{ at: number | null }>("SELECT min(value) AS at FROM meta WHERE key LIKE 'job:%'")?.at ?? null;
     if (this.alarmAt === undefined) this.alarmAt = await this.storage.getAlarm();
     if (next === null || this.alarmAt === next) return;
@@ -41,6 +67,8 @@ export class Jobs {
   /** Runs every due job, then re-arms for the earliest remaining one. Never throws. */
   async run(runners: Record<JobName, JobRunner>, now = Date.now()): Promise<void> {
     this.alarmAt = null;
+    this.known.clear(); // rows are rewritten below, between awaits
+    this.changed = true;
     const due = this.sql.all<{ key: string; value: number }>("SELECT key, value FROM meta WHERE key LIKE 'job:%' AND value <= ?", now);
     for (const { key } of due) {
       const name = key.slice(4) as JobName;
@@ -54,6 +82,8 @@ export class Jobs {
       if (next === null) this.sql.exec("DELETE FROM meta WHERE key = ?", key);
       else setMeta(this.sql, key, next);
     }
+    this.known.clear();
+    this.changed = true;
     await this.arm();
   }
 }

@@ -45,11 +45,20 @@ export class Sql {
     return this.exec<T>(query, ...params).toArray()[0];
   }
 
+  /**
+   * Transactions rolled back so far (savepoints included). Memory that mirrors stored rows (e.g. the
+   * due times in jobs.ts) is dropped when this moves: a write it remembered may have been undone.
+   */
+  rollbacks = 0;
+
   /** Runs `fn` as one synchronous transaction: all of it is written, or none. */
   transaction<T>(fn: () => T): T {
     this.depth++;
     try {
       return this.storage.transactionSync(fn);
+    } catch (e) {
+      this.rollbacks++;
+      throw e;
     } finally {
       if (--this.depth === 0) this.settle();
     }
