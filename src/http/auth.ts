@@ -69,9 +69,19 @@ export function authenticatePortal(): MiddlewareHandler<AppEnv> {
   };
 }
 
+// The admin key's hash, per isolate: it was hashed again on every request (per value: a new
+// deployment may bring another key). Only the settled hash is shared, never a pending promise: a
+// promise created by one request and awaited by another is what workerd refuses as "I/O on behalf
+// of a different request" (see src/db/config.ts).
+let adminHash: { key: string; hash: string } | null = null;
+async function adminKeyHash(key: string): Promise<string> {
+  if (adminHash?.key !== key) adminHash = { key, hash: await sha256Hex(key) };
+  return adminHash.hash;
+}
+
 async function resolve(env: AppEnv["Bindings"], token: string): Promise<Principal> {
   const hash = await sha256Hex(token);
-  if (env.ADMIN_API_KEY && timingSafeEqualText(hash, await sha256Hex(env.ADMIN_API_KEY))) {
+  if (env.ADMIN_API_KEY && timingSafeEqualText(hash, await adminKeyHash(env.ADMIN_API_KEY))) {
     return { namespace: ROOT_NAMESPACE, scopes: ["admin", "read", "ingest"], keyId: "root", root: true };
   }
   if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
