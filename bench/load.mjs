@@ -6,12 +6,16 @@
 //   { cmd: "ingest", ... }   closed loop: C connections (keep-alive), each sending its next request
 //                            as soon as the previous one answered, for warmup + seconds. Every event
 //                            has a unique id, except the share `dupRate` re-sent from earlier requests.
+//                            Ids are ordered per connection (`<tag>-<conn>-<zero-padded counter>`, like
+//                            ULIDs or UUIDv7), or random UUIDv4 with `ids: "uuid"` (README "Performance":
+//                            why the difference is large).
 //   { cmd: "latency", ... }  sequential requests of several kinds, interleaved round-robin, so every
 //                            kind sees the same conditions (what bench/latency.mjs did on its own).
 //
 // Throughput counts the requests that completed inside the measured window; latency is measured per
 // request from the first byte written to the last byte read.
 import http from "node:http";
+import { randomUUID } from "node:crypto";
 import { groupCpuMs, load1, summary } from "./lib.mjs";
 
 const MODELS = ["gpt-4o", "o3", "claude", "llama"];
@@ -99,7 +103,7 @@ async function ingest(o) {
       const parts = [];
       for (let i = 0; i < dups; i++) parts.push(history[Math.floor(Math.random() * history.length)]);
       for (let i = parts.length; i < o.batch; i++) {
-        const e = eventJson(`${o.tag}-${w}-${seq++}`, subject, o.type, time, 1 + (seq % 100), MODELS[seq % MODELS.length]);
+        const e = eventJson(o.ids === "uuid" ? randomUUID() : `${o.tag}-${w}-${String(seq).padStart(10, "0")}`, subject, o.type, time, 1 + (seq++ % 100), MODELS[seq % MODELS.length]);
         parts.push(e);
         if (o.dupRate > 0) {
           if (history.length < 10_000) history.push(e);

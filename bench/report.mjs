@@ -103,6 +103,7 @@ export function tableRows(byRuntime) {
   const row = (label, fn) => [label, ...names.map((n) => (byRuntime[n].error ? "failed" : fn(byRuntime[n])))];
   const rows = [];
   for (const b of [1, 100, 1000]) rows.push(row(`1 ingest, ${fmt(b)} ev/req`, (f) => tput(f.runs.ingest[b])));
+  rows.push(row("1 ingest, 1,000 ev/req, random UUIDv4 ids", (f) => (f.runs.randomIds ? `${tput(f.runs.randomIds)}; ${fmt(f.runs.randomIds.gatewayCpuUsPerEvent, 1)} µs CPU/event` : "not run")));
   for (const b of [1, 100, 1000]) rows.push(row(`2 20% duplicates, ${fmt(b)} ev/req`, (f) => tput(f.runs.duplicates[b])));
   rows.push(row("3 1 subject, 100 ev/req", (f) => tput(f.runs.subjects.one)));
   rows.push(row("3 many subjects, 100 ev/req", (f) => `${fmt(f.runs.subjects.many.subjects)} subjects: ${tput(f.runs.subjects.many)}`));
@@ -125,7 +126,7 @@ export function tableRows(byRuntime) {
   rows.push(row("9 gateway CPU / event (1,000 ev/req)", (f) => `${fmt(f.runs.ingest[1000].gatewayCpuUsPerEvent, 1)} µs (ceiling ${fmt(f.runs.ceiling.gatewayCpuUsPerEvent, 1)} µs)`));
   rows.push(row("9 $ per million events", (f) => (f.cost ? `$${fmt(f.cost.totalPerMillionEvents, 3)} (+ $${fmt(f.cost.storagePerMillionRetainedEventsPerMonth, 4)}/month stored)` : "—")));
   rows.push(row("server errors during load runs (should be 0)", (f) => {
-    const all = [...Object.values(f.runs.ingest), ...Object.values(f.runs.duplicates), f.runs.subjects.one, f.runs.subjects.many, f.runs.ceiling];
+    const all = [...Object.values(f.runs.ingest), ...Object.values(f.runs.duplicates), f.runs.subjects.one, f.runs.subjects.many, f.runs.ceiling, f.runs.randomIds].filter(Boolean);
     const n = all.reduce((k, r) => k + r.errors + (r.primeErrors ?? 0), 0) + f.webhook.errors + f.snapshots.errors;
     const last = all.find((r) => r.lastError)?.lastError ?? f.webhook.lastError ?? f.snapshots.lastError;
     return n === 0 ? "0" : `${n}: ${String(last).slice(0, 120)}`;

@@ -2,7 +2,8 @@
 // `npm run bench`: the performance figures of issue 8, for each way of running edgemeter locally.
 //
 //   npm run bench                              every scenario, ~4 minutes per runtime
-//   npm run bench -- --quick                   a smoke test of the harness (< 1 minute; figures not meaningful)
+//   npm run bench -- --quick                   a smoke test of the harness on `npm start` (< 1 minute;
+//                                              figures not meaningful; add --runtime both for serve too)
 //   npm run bench -- --runtime dev|serve|both  default: both when scripts/serve.mjs exists, else dev
 //
 // For each runtime it starts the gateway the way users run it (test/e2e/harness.mjs: `npm start` =
@@ -29,7 +30,7 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const HAS_SERVE = existsSync(path.join(ROOT, "scripts", "serve.mjs"));
 
 function parseArgs(argv) {
-  const out = { quick: false, runtime: HAS_SERVE ? "both" : "dev" };
+  const out = { quick: false, runtime: undefined };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split("=", 2);
     if (flag === "--quick") out.quick = true;
@@ -39,6 +40,8 @@ function parseArgs(argv) {
       process.exit(0);
     } else throw new Error(`unknown argument ${argv[i]} (try --help)`);
   }
+  // The quick smoke test keeps to its minute with one runtime: the one users start (`npm start`).
+  out.runtime ??= out.quick || !HAS_SERVE ? "dev" : "both";
   if (!["dev", "serve", "both"].includes(out.runtime)) throw new Error(`--runtime must be dev, serve or both, not ${out.runtime}`);
   if (out.runtime !== "dev" && !HAS_SERVE) throw new Error("--runtime serve needs scripts/serve.mjs");
   out.runtimes = out.runtime === "both" ? ["dev", "serve"] : [out.runtime];
@@ -98,7 +101,7 @@ function startLoad(progress) {
 /** The JSON written per runtime: one key per scenario of issue 8 (the smoke test checks them all). */
 function scenariosOf(f) {
   return {
-    "1_ingest": f.runs.ingest,
+    "1_ingest": { ...f.runs.ingest, randomUuidIds: f.runs.randomIds },
     "2_duplicates": f.runs.duplicates,
     "3_subjects": f.runs.subjects,
     "4_latency": f.latency,
@@ -181,7 +184,7 @@ async function main() {
   if (process.stderr.isTTY) process.stderr.write("\r\x1b[K");
 
   for (const [runtime, f] of Object.entries(figures)) {
-    report.runtimes[runtime] = f.error ? { error: f.error } : { seconds: f.seconds, loadAverage: f.loadAverage, targets: f.targets, scenarios: scenariosOf(f) };
+    report.runtimes[runtime] = f.error ? { error: f.error } : { seconds: f.seconds, loadAverage: f.loadAverage, settledSeconds: f.settledSeconds, targets: f.targets, scenarios: scenariosOf(f) };
   }
   report.seconds = round((Date.now() - started) / 1000, 1);
   report.machine.loadAverageAtEnd = load1();

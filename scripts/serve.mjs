@@ -199,7 +199,8 @@ async function main() {
   try {
     runtime.checkCrons(manifest.crons);
     applied = await runtime.applyMigrations({ manifest, dataDir, log });
-    state.server = await runtime.startServer({ buildDir: build, manifest, dataDir, host, port, vars, log, onStopped: shutdown });
+    const inspectorPort = process.env.EDGEMETER_INSPECTOR_PORT ? parsePort(process.env.EDGEMETER_INSPECTOR_PORT, "$EDGEMETER_INSPECTOR_PORT") : undefined;
+    state.server = await runtime.startServer({ buildDir: build, manifest, dataDir, host, port, vars, log, onStopped: shutdown, inspectorPort });
   } catch (err) {
     fail(err.message, 1);
   }

@@ -100,7 +100,7 @@ const requestedExit = (code, signal) => code === 0 || signal === "SIGINT" || sig
  * bench/serve-compare.mjs, which measures what the direct socket saves).
  * @returns {Promise<{ url: string, stop: (graceMs?: number) => Promise<void>, mf: Miniflare }>}
  */
-export async function startServer({ buildDir, manifest, dataDir, host, port, vars, log, onStopped, onCronError, socket = "direct" }) {
+export async function startServer({ buildDir, manifest, dataDir, host, port, vars, log, onStopped, onCronError, socket = "direct", inspectorPort }) {
   const direct = socket === "direct";
   trackWorkerdProcesses();
   const mf = new Miniflare(
@@ -110,6 +110,8 @@ export async function startServer({ buildDir, manifest, dataDir, host, port, var
       host: direct ? "127.0.0.1" : host,
       port: direct ? 0 : port,
       logRequests: false,
+      // Profiling only (README "Performance"): Chrome DevTools protocol on 127.0.0.1 for CPU profiles.
+      ...(inspectorPort ? { inspectorPort } : {}),
       workers: [
         {
           name: manifest.name, // with the class name, this names the DO storage folder, as wrangler does
