@@ -1,6 +1,6 @@
 import { BucketAccumulator, readAll, type BucketDelta, type MeterEvent, type MeterSet, type UniqueEntry } from "../domain/metering";
 import { addToBuckets } from "./buckets";
-import { insertIgnoringStored, keepIf, MAX_WHOLE_JSON, rowOf, storedIndexes } from "./event-log";
+import { insertIgnoringStored, keepIf, MAX_WHOLE_JSON, rowOf, storedIndexes, storedPositionsOfIds } from "./event-log";
 import { MAX_FUTURE_MS, type DedupeHint, type IngestOutcome } from "./ingest";
 import type { Sql } from "./sql";
 
@@ -34,6 +34,13 @@ export interface BatchPlan {
   uniques: UniqueEntry[];
   /** Per event position: its time. Per reading: event position, meter, group key, value, unique value. */
   times: number[];
+  /**
+   * When every event has the same source: it, and the ids as one JSON array (by position). Looking
+   * up stored ids from this is ~3× cheaper than from `rows` (measured), which matters to batches that
+   * carry re-sent events (README "Performance").
+   */
+  source?: string;
+  ids?: string;
   meterIds: string[];
   groupKeys: string[];
   readings: { event: number[]; meter: number[]; group: number[]; value: (number | null)[]; unique: (string | null)[] };
@@ -43,10 +50,13 @@ export function prepareBatch(events: readonly MeterEvent[], meters?: { version: 
   const rows = JSON.stringify(events.map(rowOf));
   if (!meters || rows.length > MAX_WHOLE_JSON) return { rows };
   const acc = new BucketAccumulator();
-  const ids = new Map<string, number>();
+  const meterIds = new Map<string, number>();
   const groups = new Map<string, number>();
   const readings: BatchPlan["readings"] = { event: [], meter: [], group: [], value: [], unique: [] };
   const times: number[] = [];
+  const ids: string[] = [];
+  const source = events[0]?.source;
+  let oneSource = true;
   let minTime = Infinity;
   let maxTime = -Infinity;
   for (let p = 0; p < events.length; p++) {
@@ -58,16 +68,19 @@ export function prepareBatch(events: readonly MeterEvent[], meters?: { version: 
       acc.add(reading, ev.time);
       const id = reading.meter.def.id;
       readings.event.push(p);
-      readings.meter.push(ids.get(id) ?? ids.set(id, ids.size).size - 1);
+      readings.meter.push(meterIds.get(id) ?? meterIds.set(id, meterIds.size).size - 1);
       readings.group.push(groups.get(reading.groupKey) ?? groups.set(reading.groupKey, groups.size).size - 1);
       readings.value.push(reading.value);
       readings.unique.push(reading.unique);
     }
     times.push(ev.time);
+    ids.push(ev.id);
+    if (ev.source !== source) oneSource = false;
     if (ev.time < minTime) minTime = ev.time;
     if (ev.time > maxTime) maxTime = ev.time;
   }
-  const plan: BatchPlan = { version: meters.version, count: events.length, minTime, maxTime, deltas: acc.deltas(), uniques: acc.uniques(), times, meterIds: [...ids.keys()], groupKeys: [...groups.keys()], readings };
+  const plan: BatchPlan = { version: meters.version, count: events.length, minTime, maxTime, deltas: acc.deltas(), uniques: acc.uniques(), times, meterIds: [...meterIds.keys()], groupKeys: [...groups.keys()], readings };
+  if (oneSource) Object.assign(plan, { source, ids: JSON.stringify(ids) });
   return { rows, plan };
 }
 
@@ -90,7 +103,7 @@ export function ingestPlanned(sql: Sql, batch: EventRows, metersVersion: number,
   const attempt = (careful: boolean): Set<number> | null => {
     let seen: Set<number> = new Set();
     const kept = keepIf(sql, () => {
-      if (careful) seen = storedIndexes(sql, [batch.rows], "position");
+      if (careful) seen = p.ids !== undefined ? storedPositionsOfIds(sql, p.source!, p.ids) : storedIndexes(sql, [batch.rows], "position");
       return insertIgnoringStored(sql, [batch.rows], now) === p.count - seen.size;
     });
     return kept ? seen : null;

@@ -43,6 +43,14 @@ export function storedIndexes(sql: Sql, chunks: Iterable<string>, by: "index" | 
   return found;
 }
 
+/** Positions in `ids` (a JSON array of ids, all of `source`) of the ids stored. Reads only. */
+export function storedPositionsOfIds(sql: Sql, source: string, ids: string): Set<number> {
+  const found = new Set<number>();
+  const cursor = sql.exec<{ i: number }>("SELECT key AS i FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = ? AND id = value)", ids, source);
+  for (const row of cursor) found.add(row.i);
+  return found;
+}
+
 export const chunksOf = (events: readonly MeterEvent[]) => jsonChunks(events.map(rowOf));
 
 const ROLLBACK = Symbol("rollback");

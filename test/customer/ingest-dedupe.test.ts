@@ -91,4 +91,29 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
     });
     expect(await total(slug, subject)).toBe(57);
   });
+
+  it("finds re-sent events among new ones by id when the batch has one source, by row when it has several", async () => {
+    const type = uid("plan");
+    const slug = uid("plan_sum");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("subj");
+    const one = (source: string, n: number) => event({ type, subject, source, data: { n } });
+    const first = Array.from({ length: 10 }, (_, i) => one("s1", i + 1)); // 55
+    expect(await ingestOk(first)).toMatchObject({ accepted: 10, duplicates: 0 });
+    const fresh = Array.from({ length: 5 }, () => one("s1", 100)); // 500
+    expect(await ingestOk([...first.slice(0, 5), ...fresh])).toMatchObject({ accepted: 5, duplicates: 5 });
+    const fresh2 = Array.from({ length: 3 }, () => one("s1", 1000)); // 3,000
+    expect(await ingestOk([...fresh2, ...first.slice(5), ...fresh])).toMatchObject({ accepted: 3, duplicates: 10 });
+    // Same ids under another source are other events.
+    const other = first.slice(0, 4).map((e) => ({ ...e, source: "s2" })); // 1+2+3+4 = 10
+    expect(await ingestOk([...first.slice(0, 4), ...other, ...fresh2])).toMatchObject({ accepted: 4, duplicates: 7 });
+    expect(await total(slug, subject)).toBe(55 + 500 + 3000 + 10);
+
+    const { prepareBatch } = await import("../../src/customer/batch");
+    const { MeterSet } = await import("../../src/domain/metering");
+    const meters = { version: 1, set: new MeterSet([]) };
+    const ev = (source: string, id: string, index: number) => ({ index, id, source, type, time: Date.now(), data: null });
+    expect(prepareBatch([ev("a", "x", 0), ev("a", "y", 1)], meters).plan).toMatchObject({ source: "a", ids: '["x","y"]' });
+    expect(prepareBatch([ev("a", "x", 0), ev("b", "y", 1)], meters).plan?.ids).toBeUndefined();
+  });
 });
