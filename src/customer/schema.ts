@@ -71,16 +71,24 @@ const MIGRATIONS: string[] = [
 ];
 
 export function migrate(sql: Sql): void {
+  // Runs at every start of the object: the usual case (schema current) reads one row and writes
+  // nothing; a CREATE TABLE IF NOT EXISTS here on every start was DDL for nothing.
+  if (schemaVersion(sql) >= MIGRATIONS.length) return;
   // meta exists before any migration: it holds the version that says which ones have run.
   sql.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value) WITHOUT ROWID");
-  const current = Number(sql.one<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'")?.value ?? 0);
-  if (current >= MIGRATIONS.length) return;
+  const current = schemaVersion(sql);
   sql.transaction(() => {
     for (let v = current; v < MIGRATIONS.length; v++) {
       sql.exec(MIGRATIONS[v]!);
     }
     sql.exec("INSERT INTO meta (key, value) VALUES ('schema_version', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", MIGRATIONS.length);
   });
+}
+
+function schemaVersion(sql: Sql): number {
+  const table = sql.one<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
+  if (!table?.n) return 0;
+  return Number(sql.one<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'")?.value ?? 0);
 }
 
 export function getMeta<T extends SqlStorageValue>(sql: Sql, key: string): T | undefined {
