@@ -4,6 +4,7 @@
 import { HOOK_METER, HOOK_TYPE, LAG_METER, LAG_TYPE, nowMs, round, sleep, summary } from "./lib.mjs";
 
 const GRANULE_MS = 15 * 60_000;
+const sum = (list, key) => list.reduce((n, x) => n + x[key], 0);
 
 /**
  * Scenario 5. A COUNT meter and a rule with the thresholds 1..10 (usage): each single event sent to a
@@ -40,7 +41,7 @@ export async function webhookLatency(ctx) {
 }
 
 /**
- * Scenario 6 (what bench/snapshot-lag.mjs measures, folded in). Steady traffic: each subject sends a
+ * Scenario 6, also run alone by bench/snapshot-lag.mjs. Steady traffic: each subject sends a
  * batch every `everyMs`; a poller asks the namespace-wide query (D1, grouped by subject) every 250 ms.
  * Lag = the first poll whose total for the subject includes a batch − that batch's 2xx. D1 rows written
  * per 1,000 events come from the flush log lines (meta.rows_written summed by each flush).
@@ -133,7 +134,16 @@ export async function snapshotLag(ctx) {
     errors: errors.length,
     lastError: errors.at(-1),
     lagMs: summary(all.filter((b) => b.visibleAt !== null).map((b) => b.visibleAt - b.ackAt)),
-    d1: { flushes: fl.length, rowsWritten, rowsWrittenPer1000Events: events ? round((rowsWritten / events) * 1000, 2) : null, statements: fl.reduce((n, f) => n + f.statements, 0) },
+    // Each subject's first batch found its Durable Object with nothing unflushed: interval + flush,
+    // the worst case for a quiet customer.
+    firstBatchLagMs: summary([...batches.values()].map((l) => l[0]).filter((b) => b?.visibleAt != null).map((b) => b.visibleAt - b.ackAt)),
+    d1: {
+      flushes: fl.length,
+      rowsWritten,
+      rowsWrittenPer1000Events: events ? round((rowsWritten / events) * 1000, 2) : null,
+      statements: fl.reduce((n, f) => n + f.statements, 0),
+      perFlush: fl.length ? { windows: round(sum(fl, "windows") / fl.length), rows: round(sum(fl, "rows") / fl.length), statements: round(sum(fl, "statements") / fl.length), rowsWritten: round(rowsWritten / fl.length), ms: round(sum(fl, "ms") / fl.length, 1) } : null,
+    },
     loadAverage: load,
   };
 }

@@ -1,6 +1,6 @@
 // Small helpers shared by the benchmark scripts (plain Node, no dependencies).
-import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
+import { groupStats } from "../test/e2e/harness.mjs";
 
 // The workload's meters (bench/scenarios.mjs creates them): load, webhook latency, snapshot lag.
 export const METER = "bench_tokens";
@@ -32,19 +32,7 @@ const CLOCK_TICKS = 100; // USER_HZ on Linux
  */
 export function groupCpuMs(pgid) {
   if (process.platform !== "linux" || !pgid) return null;
-  let ticks = 0;
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-    } catch {
-      continue; // exited meanwhile
-    }
-    // "pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ..."
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]);
-  }
+  const ticks = groupStats(pgid).reduce((n, f) => n + Number(f[11]) + Number(f[12]), 0); // utime + stime
   return (ticks * 1000) / CLOCK_TICKS;
 }
 

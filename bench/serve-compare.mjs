@@ -21,12 +21,13 @@
 // Results are printed and saved to bench/results/.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import autocannon from "autocannon";
 import { freePort, startGateway } from "../test/e2e/harness.mjs";
+import { groupCpuMs } from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const SELF = fileURLToPath(import.meta.url);
@@ -117,24 +118,6 @@ async function startReference(mode, buildDir) {
 
 // ---- load ----
 
-/** CPU seconds (user + system) used so far by the live processes of a process group; Linux only. */
-function groupCpuSeconds(pgid) {
-  let ticks = 0;
-  try {
-    for (const entry of readdirSync("/proc")) {
-      if (!/^\d+$/.test(entry)) continue;
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" "); // fields from 3 on: state, ppid, pgrp, …
-        if (Number(f[2]) === pgid) ticks += Number(f[11]) + Number(f[12]); // utime, stime
-      } catch {}
-    }
-  } catch {
-    return NaN;
-  }
-  return ticks / 100; // USER_HZ
-}
-
 function run(opts) {
   return new Promise((resolve, reject) => {
     autocannon(opts, (err, result) => (err ? reject(err) : resolve(result)));
@@ -163,9 +146,9 @@ function ingestRequest(gw, batch, tag) {
 async function measure(gw, scenario, { duration, connections, batch }, tag) {
   const url = gw.baseUrl;
   const requests = scenario === "healthz" ? [{ method: "GET", path: "/healthz" }] : [ingestRequest(gw, batch, tag)];
-  const cpuBefore = groupCpuSeconds(gw.pid);
+  const cpuBefore = (groupCpuMs(gw.pid) ?? NaN) / 1000;
   const r = await run({ url, connections, duration, requests });
-  const cpu = groupCpuSeconds(gw.pid) - cpuBefore;
+  const cpu = (groupCpuMs(gw.pid) ?? NaN) / 1000 - cpuBefore;
   const expected = scenario === "healthz" ? 200 : 202;
   const bad = r.non2xx + r.errors + r.timeouts;
   return {

@@ -231,23 +231,32 @@ function killGroup(pid, signal) {
   }
 }
 
+/**
+ * The /proc/<pid>/stat fields of each process of group `pgid`, from the third on (state, ppid, pgrp, …,
+ * utime at [11], stime at [12]). Linux only: throws where there is no /proc.
+ */
+export function groupStats(pgid) {
+  const out = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+    } catch {
+      continue; // exited meanwhile
+    }
+    // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (Number(fields[2]) === pgid) out.push(fields);
+  }
+  return out;
+}
+
 /** True while any process of the group is alive (zombies waiting to be reaped don't count). */
 function groupAlive(pid) {
   if (process.platform === "linux") {
     try {
-      for (const entry of readdirSync("/proc")) {
-        if (!/^\d+$/.test(entry)) continue;
-        let stat;
-        try {
-          stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-        } catch {
-          continue; // exited meanwhile
-        }
-        // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
-        const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-        if (Number(pgrp) === pid && state !== "Z") return true;
-      }
-      return false;
+      return groupStats(pid).some(([state]) => state !== "Z");
     } catch {
       // no /proc: fall back to kill(2)
     }
