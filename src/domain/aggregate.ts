@@ -11,6 +11,32 @@ export interface Aggregates {
   latest: number | null;
 }
 
+/** The part of an accumulator a bucket adds to (camel-case `latestAt`, as in memory). */
+export interface Running {
+  sum: number;
+  count: number;
+  min: number | null;
+  max: number | null;
+  latestAt: number;
+  latest: number | null;
+}
+
+/**
+ * Adds one stored aggregate into a running one: sums add, extremes keep, LATEST keeps the latest
+ * event time and, on a tie, the aggregate added later — the rule of the bucket upsert too
+ * (src/customer/buckets.ts), so every fold of the same buckets agrees.
+ */
+export function addAggregates(into: Running, b: Aggregates): void {
+  into.sum += b.sum;
+  into.count += b.count;
+  if (b.min !== null && (into.min === null || b.min < into.min)) into.min = b.min;
+  if (b.max !== null && (into.max === null || b.max > into.max)) into.max = b.max;
+  if (b.latest_at >= into.latestAt) {
+    into.latestAt = b.latest_at;
+    into.latest = b.latest;
+  }
+}
+
 /** A stored minute bucket, as the query reads it. */
 export interface Bucket extends Aggregates {
   minute: number;
@@ -44,15 +70,9 @@ export interface FoldedRow {
   value: number;
 }
 
-interface Acc {
+interface Acc extends Running {
   windowStart: number;
   groupBy: Record<string, string | null>;
-  sum: number;
-  count: number;
-  min: number | null;
-  max: number | null;
-  latestAt: number;
-  latest: number | null;
   uniques: Set<string> | null;
 }
 
@@ -90,15 +110,7 @@ export function foldBuckets(spec: FoldSpec, buckets: readonly Bucket[], uniques:
   for (const b of buckets) {
     const group = select(b.group_key);
     if (!group) continue;
-    const a = accFor(b.minute, group);
-    a.sum += b.sum;
-    a.count += b.count;
-    if (b.min !== null && (a.min === null || b.min < a.min)) a.min = b.min;
-    if (b.max !== null && (a.max === null || b.max > a.max)) a.max = b.max;
-    if (b.latest_at >= a.latestAt) {
-      a.latestAt = b.latest_at;
-      a.latest = b.latest;
-    }
+    addAggregates(accFor(b.minute, group), b);
   }
   for (const u of uniques) {
     const group = select(u.group_key);

@@ -1,3 +1,4 @@
+import type { Running } from "./aggregate";
 import { compileJsonPath, type JsonPath } from "./jsonpath";
 import type { MeterDef } from "./meter";
 import { groupValue, readNumber, readScalarKey } from "./values";
@@ -16,16 +17,10 @@ export interface MeterEvent {
 }
 
 /** One minute of one meter for one combination of group-by values, as added by a set of events. */
-export interface BucketDelta {
+export interface BucketDelta extends Running {
   meterId: string;
   minute: number;
   groupKey: string;
-  sum: number;
-  count: number;
-  min: number | null;
-  max: number | null;
-  latestAt: number;
-  latest: number | null;
 }
 
 export interface UniqueEntry {

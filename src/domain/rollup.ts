@@ -1,4 +1,4 @@
-import type { Bucket } from "./aggregate";
+import { addAggregates, type Bucket, type Running } from "./aggregate";
 import { nextWindowStart, windowStart, type WindowSize } from "./windows";
 
 /**
@@ -21,16 +21,10 @@ export interface MinuteBucket extends Bucket {
 }
 
 /** One snapshot row: a meter's 15 minutes for one combination of group-by values, absolute values. */
-export interface GranuleRow {
+export interface GranuleRow extends Running {
   meterId: string;
   windowStart: number;
   groupKey: string;
-  sum: number;
-  count: number;
-  min: number | null;
-  max: number | null;
-  latestAt: number;
-  latest: number | null;
 }
 
 /**
@@ -48,14 +42,7 @@ export function foldGranules(buckets: Iterable<MinuteBucket>): GranuleRow[] {
       r = { meterId: b.meter_id, windowStart, groupKey: b.group_key, sum: 0, count: 0, min: null, max: null, latestAt: -Infinity, latest: null };
       rows.set(key, r);
     }
-    r.sum += b.sum;
-    r.count += b.count;
-    if (b.min !== null && (r.min === null || b.min < r.min)) r.min = b.min;
-    if (b.max !== null && (r.max === null || b.max > r.max)) r.max = b.max;
-    if (b.latest_at >= r.latestAt) {
-      r.latestAt = b.latest_at;
-      r.latest = b.latest;
-    }
+    addAggregates(r, b);
   }
   return [...rows.values()];
 }
