@@ -8,7 +8,7 @@ import type { MeterEvent } from "../domain/metering";
 import { parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { amount, unwrap } from "./entitlement-schemas";
+import { amount, EntitlementValueSchema, unwrap } from "./entitlement-schemas";
 import { namespaceConfig } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
 import { EventSchema } from "./schemas";
@@ -30,15 +30,9 @@ const CheckRequest = z
   })
   .openapi("CheckRequest");
 
-const CheckResult = z
-  .object({
+const CheckResult = EntitlementValueSchema
+  .extend({
     allowed: z.boolean(),
-    hasAccess: z.boolean(),
-    balance: z.number().optional(),
-    usage: z.number().optional(),
-    overage: z.number().optional(),
-    totalAvailableGrantAmount: z.number().optional(),
-    config: z.string().optional(),
     entitlementId: z.string(),
     amount: z.number().optional().openapi({ description: "The amount decided on (metered entitlements)." }),
     duplicate: z.boolean().optional().openapi({ description: "The event was already stored by an earlier, allowed check or ingest: nothing was consumed now." }),
