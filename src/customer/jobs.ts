@@ -67,7 +67,6 @@ export class Jobs {
   /** Runs every due job, then re-arms for the earliest remaining one. Never throws. */
   async run(runners: Record<JobName, JobRunner>, now = Date.now()): Promise<void> {
     this.alarmAt = null;
-    this.known.clear(); // rows are rewritten below, between awaits
     this.changed = true;
     const due = this.sql.all<{ key: string; value: number }>("SELECT key, value FROM meta WHERE key LIKE 'job:%' AND value <= ?", now);
     for (const { key } of due) {
@@ -79,10 +78,11 @@ export class Jobs {
         console.error(`job ${name} failed; retrying in a minute`, e);
         next = now + RETRY_UNEXPECTED_MS;
       }
+      // Written through the memory: a due() in a later runner's await must see this row as it is now.
       if (next === null) this.sql.exec("DELETE FROM meta WHERE key = ?", key);
       else setMeta(this.sql, key, next);
+      this.known.set(name, next);
     }
-    this.known.clear();
     this.changed = true;
     await this.arm();
   }

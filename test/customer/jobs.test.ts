@@ -48,4 +48,34 @@ describe("jobs: the due table and the alarm", () => {
       expect(await storage.getAlarm()).toBe(t - 1000);
     });
   });
+
+  it("a job that run() removed is due again when made due while a later job runs", async () => {
+    await inObject(async (jobs, sql, storage) => {
+      const past = Date.now() - 1000;
+      jobs.due("deliver", past);
+      jobs.due("flush", past);
+      const later = Date.now() + 3_600_000;
+      let release!: () => void;
+      const flushing = new Promise<void>((r) => (release = r));
+      const running = jobs.run({
+        // Made due during its own run (as an ingest may), yet it answers "nothing left": its row goes.
+        deliver: () => {
+          jobs.due("deliver", past);
+          return null;
+        },
+        flush: async () => {
+          await flushing;
+          return null;
+        },
+        prune: () => null,
+      });
+      await new Promise((r) => setTimeout(r, 10));
+      expect(row(sql, "deliver")).toBeUndefined();
+      jobs.due("deliver", later); // a crossing while the flush job awaits D1
+      release();
+      await running;
+      expect(row(sql, "deliver")).toBe(later);
+      expect(await storage.getAlarm()).toBe(later);
+    });
+  });
 });
