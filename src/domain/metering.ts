@@ -34,7 +34,7 @@ export interface CompiledMeter {
   def: MeterDef;
   value: JsonPath | null;
   groupBy: [key: string, path: JsonPath][];
-  /** groupKeyOf's memo: group values (each prefixed \u0001 null / \u0002 value) → bucket key. */
+  /** groupKeyOf's memo: the group values (length-prefixed, "-" for null) → bucket key. */
   keys?: Map<string, string>;
 }
 
@@ -89,16 +89,15 @@ export function groupKeyOf(meter: CompiledMeter, data: Record<string, unknown> |
   if (groupBy.length === 0) return "{}";
   // A batch repeats a few group values many times: the JSON key is built once per distinct tuple
   // (the object and JSON.stringify per event were a visible share of ingest CPU).
+  const values = groupBy.map(([, path]) => (data ? groupValue(path.get(data)) : null));
   let memo = "";
-  for (let i = 0; i < groupBy.length; i++) {
-    const v = data ? groupValue(groupBy[i]![1].get(data)) : null;
-    memo += v === null ? "\u0001" : `\u0002${v}`;
-  }
+  // Length-prefixed, so no two tuples share a memo whatever characters the values hold.
+  for (const v of values) memo += v === null ? "-" : `${v.length}:${v}`;
   const keys = (meter.keys ??= new Map());
   let key = keys.get(memo);
   if (key === undefined) {
     const out: Record<string, string | null> = {};
-    for (const [name, path] of groupBy) out[name] = data ? groupValue(path.get(data)) : null;
+    groupBy.forEach(([name], i) => (out[name] = values[i]!));
     key = JSON.stringify(out);
     if (keys.size >= GROUP_KEY_MEMO) keys.clear();
     keys.set(memo, key);
