@@ -1,5 +1,7 @@
 // Small helpers shared by the benchmark scripts (plain Node, no dependencies).
+import { fork } from "node:child_process";
 import { loadavg } from "node:os";
+import { fileURLToPath } from "node:url";
 import { groupStats } from "../test/e2e/harness.mjs";
 
 // The workload's meters (bench/scenarios.mjs creates them): load, webhook latency, snapshot lag.
@@ -43,3 +45,35 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** Wall clock with sub-ms resolution that two processes on one machine agree on. */
 export const nowMs = () => performance.timeOrigin + performance.now();
+
+/** The load generator process, and a way to run one command on it with its progress shown. */
+export function startLoad(progress) {
+  const child = fork(fileURLToPath(new URL("./load.mjs", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  let busy = Promise.resolve();
+  const run = (runtime, label, cmd) => {
+    const job = busy.then(
+      () =>
+        new Promise((resolve, reject) => {
+          const onMessage = (m) => {
+            if (m.type === "progress") {
+              const rate = m.seconds > 0 ? ` · ${Math.round(m.events / m.seconds).toLocaleString("en-US")} ev/s` : "";
+              progress(runtime, m.done !== undefined ? `${label}: ${m.done}/${m.total} rounds` : `${label}: ${m.phase} ${m.elapsed.toFixed(0)}/${m.total.toFixed(0)} s${rate}`);
+              return;
+            }
+            child.off("message", onMessage);
+            child.off("exit", onExit);
+            if (m.type === "result") resolve(m.result);
+            else reject(new Error(`${label}: ${m.error}`));
+          };
+          const onExit = (code) => reject(new Error(`load generator exited (${code}) during ${label}`));
+          child.on("message", onMessage);
+          child.once("exit", onExit);
+          progress(runtime, `${label}: starting`);
+          child.send(cmd);
+        }),
+    );
+    busy = job.catch(() => {});
+    return job;
+  };
+  return { run, stop: () => child.connected && child.send({ cmd: "exit" }), pid: child.pid };
+}

@@ -12,7 +12,6 @@
 // the functions with the most self and inclusive time; "exec" is SQLite (ctx.storage.sql.exec),
 // "(anon)" frames without a file are native work (RPC serialisation, I/O). Saves the profile as
 // bench/results/profile-<time>.cpuprofile (open it in Chrome DevTools → Performance).
-import { fork } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -20,7 +19,7 @@ import { parseArgs } from "node:util";
 import { freePort, startGateway } from "../test/e2e/harness.mjs";
 import { startReceiver } from "./receiver.mjs";
 import { apiOf, ingestRun, setup } from "./scenarios.mjs";
-import { load1 } from "./lib.mjs";
+import { load1, startLoad } from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const { values: args } = parseArgs({
@@ -97,19 +96,8 @@ async function main() {
     runtime: "serve",
     env: { EDGEMETER_INSPECTOR_PORT: String(inspectorPort), BENCH_PARSE_ONLY: "true", RATE_LIMIT_ENABLED: "false" },
   });
-  const loader = fork(path.join(ROOT, "bench", "load.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  const load = (label, cmd) =>
-    new Promise((resolve, reject) => {
-      const onMessage = (m) => {
-        if (m.type === "progress") return process.stderr.write(`\r\x1b[K${label}: ${m.phase ?? ""} ${m.elapsed?.toFixed?.(0) ?? ""} s`);
-        loader.off("message", onMessage);
-        process.stderr.write("\r\x1b[K");
-        if (m.type === "result") resolve(m.result);
-        else reject(new Error(`${label}: ${m.error}`));
-      };
-      loader.on("message", onMessage);
-      loader.send(cmd);
-    });
+  const loader = startLoad((_, message) => process.stderr.write(`\r\x1b[K${message}`));
+  const load = (label, cmd) => loader.run("serve", label, cmd);
   let session;
   try {
     const ctx = { gw, plan: { seconds: Number(args.seconds), warmup: 2 }, tag: `p${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load };
@@ -143,7 +131,7 @@ async function main() {
     console.log(`\nsaved ${path.relative(ROOT, file)}`);
   } finally {
     session?.close();
-    if (loader.connected) loader.send({ cmd: "exit" });
+    loader.stop();
     await gw.cleanup();
     await receiver.close();
   }

@@ -15,13 +15,12 @@
 // written to bench/results/<timestamp>.json (gitignored).
 //
 // Exit code: 0 when every scenario ran (a MISSed target is a finding, not a failure), 1 otherwise.
-import { fork } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startGateway } from "../test/e2e/harness.mjs";
-import { load1, round } from "./lib.mjs";
+import { load1, round, startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
 import { costModel, formatTable, PRICES, tableRows, targets } from "./report.mjs";
 import { apiOf, plan, runAll } from "./scenarios.mjs";
@@ -64,38 +63,6 @@ function progressPrinter() {
       lastAt = Date.now();
     }
   };
-}
-
-/** The load generator process, and a way to run one command on it with its progress shown. */
-function startLoad(progress) {
-  const child = fork(path.join(ROOT, "bench", "load.mjs"), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  let busy = Promise.resolve();
-  const run = (runtime, label, cmd) => {
-    const job = busy.then(
-      () =>
-        new Promise((resolve, reject) => {
-          const onMessage = (m) => {
-            if (m.type === "progress") {
-              const rate = m.seconds > 0 ? ` · ${Math.round(m.events / m.seconds).toLocaleString("en-US")} ev/s` : "";
-              progress(runtime, m.done !== undefined ? `${label}: ${m.done}/${m.total} rounds` : `${label}: ${m.phase} ${m.elapsed.toFixed(0)}/${m.total.toFixed(0)} s${rate}`);
-              return;
-            }
-            child.off("message", onMessage);
-            child.off("exit", onExit);
-            if (m.type === "result") resolve(m.result);
-            else reject(new Error(`${label}: ${m.error}`));
-          };
-          const onExit = (code) => reject(new Error(`load generator exited (${code}) during ${label}`));
-          child.on("message", onMessage);
-          child.once("exit", onExit);
-          progress(runtime, `${label}: starting`);
-          child.send(cmd);
-        }),
-    );
-    busy = job.catch(() => {});
-    return job;
-  };
-  return { run, stop: () => child.connected && child.send({ cmd: "exit" }), pid: child.pid };
 }
 
 /** The JSON written per runtime: one key per scenario of issue 8 (the smoke test checks them all). */
