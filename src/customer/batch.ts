@@ -36,7 +36,7 @@ export interface BatchPlan {
   times: number[];
   /**
    * When every event has the same source: it, and the ids as one JSON array (by position). Looking
-   * up stored ids from this is ~3× cheaper than from `rows` (measured), which matters to batches that
+   * up stored ids from this is ~2× cheaper than from `rows` (bench/sqlite-ids.mjs), which matters to batches that
    * carry re-sent events (README "Performance").
    */
   source?: string;
