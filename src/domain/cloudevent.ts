@@ -63,10 +63,11 @@ export function validateEvents(items: readonly unknown[]): { events: CloudEvent[
   const events: CloudEvent[] = [];
   const times: number[] = [];
   const issues: EventIssue[] = [];
-  items.forEach((item, index) => {
+  for (let index = 0; index < items.length; index++) {
+    const item = items[index];
     if (typeof item !== "object" || item === null || Array.isArray(item)) {
       issues.push({ index, field: "", message: "an event must be a JSON object" });
-      return;
+      continue;
     }
     const time = plainEventTime(item as Record<string, unknown>);
     if (time !== null) {
@@ -77,12 +78,12 @@ export function validateEvents(items: readonly unknown[]): { events: CloudEvent[
         events.push(item as CloudEvent);
         times.push(time);
       }
-      return;
+      continue;
     }
     const r = cloudEventSchema.safeParse(item);
     if (!r.success) {
       for (const i of r.error.issues) issues.push({ index, field: i.path.map(String).join(".") || "", message: i.message });
-      return;
+      continue;
     }
     // On the raw item: zod's output has already dropped a top-level `__proto__` key of `data`.
     const shape = inspectJson(item);
@@ -91,7 +92,7 @@ export function validateEvents(items: readonly unknown[]): { events: CloudEvent[
       events.push(r.data);
       times.push(r.data.time ? parseRfc3339(r.data.time)! : NaN);
     }
-  });
+  }
   return { events, times, issues };
 }
 

@@ -92,6 +92,26 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
     expect(await total(slug, subject)).toBe(57);
   });
 
+  it("a mixed batch counts only its new events for COUNT (no value) and UNIQUE_COUNT meters too", async () => {
+    const type = uid("plan");
+    const count = uid("plan_count");
+    const unique = uid("plan_uniq");
+    const sum = uid("plan_sum");
+    await createMeter({ slug: count, eventType: type, aggregation: "COUNT" });
+    await createMeter({ slug: unique, eventType: type, aggregation: "UNIQUE_COUNT", valueProperty: "$.u" });
+    await createMeter({ slug: sum, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("subj");
+    const one = (u: string, n: number) => event({ type, subject, source: "s1", data: { u, n } });
+    const first = [one("a", 1), one("b", 2), one("c", 3)];
+    expect(await ingestOk(first)).toMatchObject({ accepted: 3, duplicates: 0 });
+    // Re-sent: a, b (COUNT 8, SUM 69 if counted again). New: d twice, e (UNIQUE_COUNT 3 without them).
+    const mixed = [first[0]!, one("d", 10), first[1]!, one("e", 20), one("d", 30)];
+    expect(await ingestOk(mixed)).toMatchObject({ accepted: 3, duplicates: 2 });
+    expect(await total(count, subject)).toBe(6);
+    expect(await total(unique, subject)).toBe(5);
+    expect(await total(sum, subject)).toBe(66);
+  });
+
   it("finds re-sent events among new ones by id when the batch has one source, by row when it has several", async () => {
     const type = uid("plan");
     const slug = uid("plan_sum");
