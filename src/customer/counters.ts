@@ -1,6 +1,6 @@
 import { matchesFilters } from "../domain/entitlement";
 import type { BucketAccumulator } from "../domain/metering";
-import { liveMetered, saveCounters, saveState } from "./entitlements";
+import { liveMetered, saveCounters, saveState, type EntitlementRow } from "./entitlements";
 import { loadGrants, toGrants } from "./grants";
 import { ensureCurrent, rebuild } from "./segments";
 import type { Sql } from "./sql";
@@ -10,14 +10,15 @@ import type { Sql } from "./sql";
  * meter it touched. Runs inside the ingest (or check) transaction, after the buckets were written:
  * the usage of an entitlement and the buckets it is derived from change together or not at all.
  *
- * Cost on the hot path: one read of the live metered entitlements, and one write per entitlement the
- * batch touched. UNIQUE_COUNT entitlements keep no counter (distinct counts are computed per read).
+ * Cost on the hot path: one write per entitlement the batch touched, given `live` (liveMetered, read
+ * once per batch by the caller and updated here in place, so threshold evaluation can use it next).
+ * UNIQUE_COUNT entitlements keep no counter (distinct counts are computed per read).
  */
-export function countEntitlementUsage(sql: Sql, buckets: BucketAccumulator, now: number): void {
+export function countEntitlementUsage(sql: Sql, buckets: BucketAccumulator, now: number, live: readonly EntitlementRow[]): void {
   const deltas = buckets.deltas();
   if (deltas.length === 0) return;
   const touched = new Set(deltas.map((d) => d.meterId));
-  for (const e of liveMetered(sql)) {
+  for (const e of live) {
     const m = e.def.metered!;
     if (!touched.has(m.meterId) || m.aggregation === "UNIQUE_COUNT") continue;
     if (now >= e.segEnd) {
