@@ -2,7 +2,6 @@ import { BucketAccumulator, readAll, type BucketDelta, type MeterEvent, type Met
 import { addToBuckets } from "./buckets";
 import { insertIgnoringStored, keepIf, MAX_WHOLE_JSON, rowOf, storedIndexes, storedPositionsOfIds } from "./event-log";
 import { MAX_FUTURE_MS, type DedupeHint, type IngestOutcome } from "./ingest";
-import { RecentIds } from "./recent-ids";
 import type { Sql } from "./sql";
 
 /**
@@ -106,61 +105,31 @@ export function fromRows(batch: EventRows): MeterEvent[] {
 
 /**
  * A batch with a plan that applies (same meter version as this Durable Object's, every time inside
- * its window): stored with one INSERT that dedupes as it writes, preceded by a lookup of stored ids
- * when duplicates are likely (as ingest.ts storeNew decides) — of only the ids the recent-ids filter
- * names, when the object has one, else of all. The writes are kept only if the INSERT stored exactly
- * the events the lookup did not find: otherwise (a guess that missed, or an event repeated within the
- * batch) they are rolled back and the next way is tried; the last one is the result null — the caller
- * then runs ingestBatch. Inside the caller's transaction, like ingestBatch.
+ * its window): stored with one INSERT that dedupes as it writes, preceded by a SELECT of the stored
+ * ids when duplicates are likely (as ingest.ts storeNew decides). The writes are kept only if the
+ * INSERT stored exactly the events the SELECT did not find: otherwise (a guess that missed, or an
+ * event repeated within the batch) they are rolled back and the result is null — the caller then
+ * runs ingestBatch. Inside the caller's transaction, like ingestBatch.
  */
 export function ingestPlanned(sql: Sql, batch: EventRows, metersVersion: number, now: number, retentionMs: number, hint: DedupeHint): IngestOutcome | null {
   const p = batch.plan;
   if (!p || p.version !== metersVersion || batch.rows.length > MAX_WHOLE_JSON) return null;
   if (p.minTime < now - retentionMs || p.maxTime > now + MAX_FUTURE_MS) return null;
-  const attempt = (lookup: () => Set<number>): Set<number> | null => {
+  const attempt = (careful: boolean): Set<number> | null => {
     let seen: Set<number> = new Set();
     const kept = keepIf(sql, () => {
-      seen = lookup();
+      if (careful) seen = p.ids !== undefined ? storedPositionsOfIds(sql, p.source!, p.ids) : storedIndexes(sql, [batch.rows], "position");
       return insertIgnoringStored(sql, [batch.rows], now) === p.count - seen.size;
     });
     return kept ? seen : null;
   };
-  const none = () => new Set<number>();
-  const all = () => (p.ids !== undefined ? storedPositionsOfIds(sql, p.source!, p.ids) : storedIndexes(sql, [batch.rows], "position"));
-  const ids = hint.recent && p.ids !== undefined ? (JSON.parse(p.ids) as string[]) : undefined;
-  const hashes = ids && RecentIds.hashes(p.source!, ids);
-  let seen = hint.duplicatesLikely ? null : attempt(none);
-  if (!seen && hashes && !(hint.distrust! > 0)) {
-    seen = attempt(() => storedAmong(sql, p.source!, ids!, hashes, hint.recent!));
-    // It missed a stored id (older than it remembers, or stored by an earlier instance).
-    if (!seen) hint.distrust = DISTRUST_BATCHES;
-  } else if (hint.distrust! > 0) hint.distrust!--;
-  if (!seen) seen = attempt(all);
+  let seen = hint.duplicatesLikely ? null : attempt(false);
+  if (!seen) seen = attempt(true);
   if (!seen) return null;
   hint.duplicatesLikely = seen.size > 0;
-  if (hashes) hint.recent!.add(hashes);
-  else if (seen.size > 0 && !hint.recent && p.count >= RECENT_IDS_FROM) hint.recent = new RecentIds();
   const buckets = seen.size === 0 ? BucketAccumulator.of(p.deltas, p.uniques) : freshBuckets(p, seen);
   addToBuckets(sql, buckets.deltas(), buckets.uniques());
   return { accepted: p.count - seen.size, duplicates: seen.size, rejected: [], buckets };
-}
-
-/**
- * The filter (256 KB) starts with the first batch of at least this many events that had re-sent ones:
- * where the lookup of every id costs (README "Performance"), not in every object that ever saw a retry.
- */
-const RECENT_IDS_FROM = 100;
-
-/** After the filter missed, this many batches look every id up before it is tried again (it keeps learning meanwhile). */
-const DISTRUST_BATCHES = 32;
-
-/** Positions of the ids the filter names that are stored: the filter's guess, confirmed by SQL. */
-function storedAmong(sql: Sql, source: string, ids: readonly string[], hashes: Uint32Array, recent: RecentIds): Set<number> {
-  const named: number[] = [];
-  for (let k = 0; k < ids.length; k++) if (recent.mayHave(hashes, k)) named.push(k);
-  if (named.length === 0) return new Set();
-  const found = storedPositionsOfIds(sql, source, JSON.stringify(named.map((k) => ids[k])));
-  return new Set([...found].map((i) => named[i]!));
 }
 
 /** The plan's readings of the events not in `stored` (positions), added up as ingestBatch would. */

@@ -1,7 +1,6 @@
 import { BucketAccumulator, readAll, type MeterEvent, type MeterSet, type Reading } from "../domain/metering";
 import { addToBuckets } from "./buckets";
 import { chunksOf, insertIgnoringStored, keepIf, MAX_WHOLE_JSON, storedIndexes } from "./event-log";
-import type { RecentIds } from "./recent-ids";
 import type { Sql } from "./sql";
 
 export const MAX_FUTURE_MS = 5 * 60_000;
@@ -99,10 +98,6 @@ type Readable = { ev: MeterEvent; readings: Reading[] };
 /** Per Durable Object: whether the last batch had duplicates, which picks the dedupe strategy. */
 export interface DedupeHint {
   duplicatesLikely: boolean;
-  /** Ids stored lately, from the first duplicate on (batch.ts ingestPlanned; recent-ids.ts). */
-  recent?: RecentIds;
-  /** Batches left before the filter is trusted again, after it missed a stored id. */
-  distrust?: number;
 }
 
 /**

@@ -112,48 +112,6 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
     expect(await total(sum, subject)).toBe(66);
   });
 
-  it("looks up only the ids the recent-ids filter names, and stays exact when the filter misses a stored id", async () => {
-    const type = uid("plan");
-    const slug = uid("plan_sum");
-    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
-    const subject = uid("subj");
-    const one = (n: number) => event({ type, subject, source: "s1", data: { n } });
-    const many = (k: number, n: number) => Array.from({ length: k }, () => one(n));
-    type Hint = { duplicatesLikely: boolean; recent?: { mayHave: (...a: unknown[]) => boolean }; distrust?: number };
-    const hint = () => runInDurableObject(customerStub(subject), (i) => ({ ...(i as unknown as { dedupe: Hint }).dedupe, recent: !!(i as unknown as { dedupe: Hint }).dedupe.recent }));
-
-    const a = many(100, 1);
-    expect(await ingestOk(a)).toMatchObject({ accepted: 100, duplicates: 0 });
-    expect(await ingestOk([...a.slice(0, 2), one(0)])).toMatchObject({ accepted: 1, duplicates: 2 });
-    expect(await hint()).toMatchObject({ duplicatesLikely: true, recent: false }); // not for a small batch
-    const b = [...a.slice(0, 5), ...many(100, 10)];
-    expect(await ingestOk(b)).toMatchObject({ accepted: 100, duplicates: 5 }); // a large one: the filter starts
-    expect(await hint()).toMatchObject({ duplicatesLikely: true, recent: true });
-    // a's events were stored before the filter existed: it does not name them, the INSERT stores fewer
-    // rows than it expects, and the batch is redone with every id looked up.
-    const c = [...many(10, 100), ...a.slice(5, 7)];
-    expect(await ingestOk(c)).toMatchObject({ accepted: 10, duplicates: 2 });
-    expect(await hint()).toMatchObject({ distrust: 32 });
-    expect(await total(slug, subject)).toBe(100 + 1000 + 1000);
-
-    // Trusted again, it names c's events (it learned them) and only those are looked up.
-    let asked = 0;
-    await runInDurableObject(customerStub(subject), (i) => {
-      const h = (i as unknown as { dedupe: Hint }).dedupe;
-      h.distrust = 0;
-      const mayHave = h.recent!.mayHave.bind(h.recent);
-      h.recent!.mayHave = (...args: unknown[]) => (asked++, mayHave(...args));
-    });
-    const d = [...c.slice(0, 4), ...many(5, 1000)];
-    expect(await ingestOk(d)).toMatchObject({ accepted: 5, duplicates: 4 });
-    expect(asked).toBe(9);
-    expect(await hint()).toMatchObject({ distrust: 0, duplicatesLikely: true });
-    // A batch repeating an event within itself is not confirmed by the guess either; still exact.
-    const fresh = one(7);
-    expect(await ingestOk([fresh, ...c.slice(4, 6), fresh])).toMatchObject({ accepted: 1, duplicates: 3 });
-    expect(await total(slug, subject)).toBe(100 + 1000 + 1000 + 5000 + 7);
-  });
-
   it("finds re-sent events among new ones by id when the batch has one source, by row when it has several", async () => {
     const type = uid("plan");
     const slug = uid("plan_sum");
