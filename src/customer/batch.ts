@@ -12,7 +12,7 @@ import type { Sql } from "./sql";
  * ~3 µs per event, README "Performance"); and the same string is what the INSERT reads, so the
  * Durable Object never rebuilds it.
  *
- * `plan`: the batch metered by the Worker with the meters of config `version`, present only when
+ * `planV2`: the batch metered by the Worker with the meters of config `version`, present only when
  * every event is readable by them: what it adds to the buckets if every event is new, and each
  * reading (event position, meter, group, value) so that the additions of only the new ones can be
  * recomputed without parsing `rows`. The Durable Object uses it only after checking that it applies
@@ -22,7 +22,12 @@ import type { Sql } from "./sql";
  */
 export interface EventRows {
   rows: string;
-  plan?: BatchPlan;
+  /**
+   * Named for its format, renamed whenever that changes (v2: typed arrays): during a deploy a Worker
+   * and a Durable Object may run different versions, and an object that does not know the name meters
+   * the rows itself instead of misreading the plan.
+   */
+  planV2?: BatchPlan;
 }
 
 export interface BatchPlan {
@@ -96,7 +101,7 @@ export function prepareBatch(events: readonly MeterEvent[], meters?: { version: 
     },
   };
   if (oneSource) Object.assign(plan, { source, ids: JSON.stringify(ids) });
-  return { rows, plan };
+  return { rows, planV2: plan };
 }
 
 export function fromRows(batch: EventRows): MeterEvent[] {
@@ -112,7 +117,7 @@ export function fromRows(batch: EventRows): MeterEvent[] {
  * runs ingestBatch. Inside the caller's transaction, like ingestBatch.
  */
 export function ingestPlanned(sql: Sql, batch: EventRows, metersVersion: number, now: number, retentionMs: number, hint: DedupeHint): IngestOutcome | null {
-  const p = batch.plan;
+  const p = batch.planV2;
   if (!p || p.version !== metersVersion || batch.rows.length > MAX_WHOLE_JSON) return null;
   if (p.minTime < now - retentionMs || p.maxTime > now + MAX_FUTURE_MS) return null;
   const attempt = (careful: boolean): Set<number> | null => {

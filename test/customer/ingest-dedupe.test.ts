@@ -82,7 +82,7 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
       const evs = [{ index: 0, id: uid("p"), source: "s", type, time: now, data: { n: 7, m: "g1" } }];
       // A plan made with other meters (version mismatch) must be ignored: a wrong plan claims 1,000.
       const stale = prepareBatch(evs, { version: o.meters.version - 1, set: o.meters.set });
-      stale.plan!.deltas[0]!.sum = 1000;
+      stale.planV2!.deltas[0]!.sum = 1000;
       return { stale };
     }).then(async ({ stale }) => {
       const id = { namespace: "default", subject };
@@ -112,6 +112,28 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
     expect(await total(sum, subject)).toBe(66);
   });
 
+  it("ignores a plan in another format (a Worker of another version during a deploy) and meters the rows itself", async () => {
+    const type = uid("plan");
+    const slug = uid("plan_sum");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("subj");
+    const first = event({ type, subject, data: { n: 1 } });
+    expect(await ingestOk([first])).toMatchObject({ accepted: 1 });
+    const { prepareBatch } = await import("../../src/customer/batch");
+    const { MeterSet } = await import("../../src/domain/metering");
+    const batch = await runInDurableObject(customerStub(subject), (instance) => {
+      const o = instance as unknown as { meters: { version: number; set: MeterSet } };
+      const now = Date.now();
+      const ev = (id: string, n: number, index: number) => ({ index, id, source: "test", type, time: now, data: { n } });
+      const { rows, planV2 } = prepareBatch([ev(first.id as string, 1, 0), ev(uid("new"), 10, 1)], o.meters);
+      // The previous format under the old name, with its numbers claiming 1,000: it must not be read.
+      return { rows, plan: { ...planV2!, deltas: planV2!.deltas.map((d) => ({ ...d, sum: 1000 })), readings: { ...planV2!.readings, value: [1000, 1000] } } };
+    });
+    const id = { namespace: "default", subject };
+    expect(await customerStub(subject).ingest(id, { version: 0, meters: [] }, batch as never)).toMatchObject({ accepted: 1, duplicates: 1 });
+    expect(await total(slug, subject)).toBe(11);
+  });
+
   it("finds re-sent events among new ones by id when the batch has one source, by row when it has several", async () => {
     const type = uid("plan");
     const slug = uid("plan_sum");
@@ -133,7 +155,7 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
     const { MeterSet } = await import("../../src/domain/metering");
     const meters = { version: 1, set: new MeterSet([]) };
     const ev = (source: string, id: string, index: number) => ({ index, id, source, type, time: Date.now(), data: null });
-    expect(prepareBatch([ev("a", "x", 0), ev("a", "y", 1)], meters).plan).toMatchObject({ source: "a", ids: '["x","y"]' });
-    expect(prepareBatch([ev("a", "x", 0), ev("b", "y", 1)], meters).plan?.ids).toBeUndefined();
+    expect(prepareBatch([ev("a", "x", 0), ev("a", "y", 1)], meters).planV2).toMatchObject({ source: "a", ids: '["x","y"]' });
+    expect(prepareBatch([ev("a", "x", 0), ev("b", "y", 1)], meters).planV2?.ids).toBeUndefined();
   });
 });
