@@ -5,15 +5,20 @@ import type { Sql } from "../../src/customer/sql";
 import type { MeterSet } from "../../src/domain/metering";
 import { createMeter, customerStub, event, ingestOk, total, uid } from "../helpers/api";
 
+/** A SUM meter on `$.n` for its own event type, and a subject no other test uses. */
+async function sumMeter(prefix: string): Promise<{ type: string; slug: string; subject: string }> {
+  const type = uid(prefix);
+  const slug = uid(`${prefix}_sum`);
+  await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+  return { type, slug, subject: uid("subj") };
+}
+
 // storeNew (src/customer/ingest.ts) has an optimistic strategy (one INSERT … ON CONFLICT DO NOTHING,
 // rolled back to a savepoint when the batch turns out mixed) and a careful one (SELECT, then INSERT).
 // Every combination must count each (source, id) exactly once.
 describe("ingest dedupe strategies", () => {
   it("all new, all duplicates, and a mix found by the optimistic insert are each counted exactly once", async () => {
-    const type = uid("dd");
-    const slug = uid("dd_sum");
-    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
-    const subject = uid("subj");
+    const { type, slug, subject } = await sumMeter("dd");
     await ingestOk([event({ type, subject, data: { n: 1 } })]); // names the DO's customer, loads the meter
     await runInDurableObject(customerStub(subject), (instance) => {
       const o = instance as unknown as { sql: Sql; meters: { set: MeterSet } };
@@ -48,10 +53,7 @@ describe("ingest dedupe strategies", () => {
   });
 
   it("through the API: a batch re-sent with new events mixed in counts each once", async () => {
-    const type = uid("dd");
-    const slug = uid("dd_sum");
-    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
-    const subject = uid("subj");
+    const { type, slug, subject } = await sumMeter("dd");
     const first = Array.from({ length: 50 }, () => event({ type, subject, data: { n: 1 } }));
     const more = Array.from({ length: 25 }, () => event({ type, subject, data: { n: 1 } }));
     expect(await ingestOk(first)).toMatchObject({ accepted: 50, duplicates: 0 });
@@ -113,10 +115,7 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
   });
 
   it("ignores a plan in another format (a Worker of another version during a deploy) and meters the rows itself", async () => {
-    const type = uid("plan");
-    const slug = uid("plan_sum");
-    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
-    const subject = uid("subj");
+    const { type, slug, subject } = await sumMeter("plan");
     const first = event({ type, subject, data: { n: 1 } });
     expect(await ingestOk([first])).toMatchObject({ accepted: 1 });
     const { prepareBatch } = await import("../../src/customer/batch");
@@ -135,10 +134,7 @@ describe("the Worker's batch plan (src/customer/batch.ts)", () => {
   });
 
   it("finds re-sent events among new ones by id when the batch has one source, by row when it has several", async () => {
-    const type = uid("plan");
-    const slug = uid("plan_sum");
-    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
-    const subject = uid("subj");
+    const { type, slug, subject } = await sumMeter("plan");
     const one = (source: string, n: number) => event({ type, subject, source, data: { n } });
     const first = Array.from({ length: 10 }, (_, i) => one("s1", i + 1)); // 55
     expect(await ingestOk(first)).toMatchObject({ accepted: 10, duplicates: 0 });
