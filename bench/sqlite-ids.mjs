@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Plain SQLite (node:sqlite, file database in WAL mode, SQLite's default page cache) running the
 // dedupe log's own statements: what the id shape costs per insert as the log grows, and what the
-// lookup of re-sent ids costs from the rows' JSON versus from a JSON array of ids. No workerd: this
+// lookup of re-sent ids costs from the rows' JSON versus from a JSON array of ids, and what a batch
+// with re-sent events costs against an all-new one. No workerd: this
 // isolates SQLite from the runtime (workerd's SQLite measured ~2× slower, README "Performance").
 //
 //   npx node bench/sqlite-ids.mjs [--rows 800000]      (Node ≥ 22.5 for node:sqlite: `npx node` uses the project's)
@@ -82,9 +83,51 @@ function lookups() {
   return out;
 }
 
+/**
+ * µs per event of a 1,000-event batch: all new, against 20% re-sent (drawn from the last 160,000 stored,
+ * as `npm run bench` does) found by the lookup by ids and then inserted, with the INSERT given every
+ * row or only those the lookup did not find. Alternating batches, each in its own transaction.
+ */
+function mixed() {
+  const { db, drop } = open("mixed");
+  const insert = db.prepare(INSERT);
+  const insertNew = db.prepare(INSERT.replace("WHERE true", "WHERE key NOT IN (SELECT value FROM json_each(?))"));
+  const byIds = db.prepare(BY_IDS);
+  const id = (k) => `t-${String(k).padStart(10, "0")}`;
+  let next = 0;
+  const batch = (resent) => Array.from({ length: BATCH }, (_, i) => (i < resent ? id(next - 1 - Math.floor(Math.random() * Math.min(next, 160_000))) : id(next++)));
+  for (let k = 0; k < 400; k++) insert.run(1, JSON.stringify(batch(0).map(row)));
+  const spent = { allNew: 0, lookup: 0, insertAll: 0, insertNew: 0 };
+  const N = 150;
+  const timed = (key, fn) => {
+    const t = performance.now();
+    const r = fn();
+    spent[key] += performance.now() - t;
+    return r;
+  };
+  for (let n = 0; n < N; n++) {
+    const fresh = JSON.stringify(batch(0).map(row));
+    db.exec("BEGIN");
+    timed("allNew", () => insert.run(1, fresh));
+    db.exec("COMMIT");
+    const ids = batch(200);
+    const rows = JSON.stringify(ids.map(row));
+    db.exec("BEGIN");
+    const seen = timed("lookup", () => byIds.all(JSON.stringify(ids), "bench").map((r) => r.i));
+    if (n % 2 === 0) timed("insertAll", () => insert.run(1, rows));
+    else timed("insertNew", () => insertNew.run(1, rows, JSON.stringify(seen)));
+    db.exec("COMMIT");
+  }
+  drop();
+  const per = (ms, batches) => Math.round((ms * 1000 * 100) / (batches * BATCH)) / 100;
+  return { allNew: per(spent.allNew, N), lookup: per(spent.lookup, N), insertAll: per(spent.insertAll, N / 2), insertNew: per(spent.insertNew, N / 2) };
+}
+
 const ordered = inserts("ordered", (k) => `t-${String(k).padStart(10, "0")}`);
 console.log(`ordered ids: µs per insert at each ${STEP.toLocaleString("en-US")} stored: ${ordered.join(" ")}`);
 const random = inserts("uuid4", () => crypto.randomUUID());
 console.log(`random UUIDv4: µs per insert at each ${STEP.toLocaleString("en-US")} stored: ${random.join(" ")}`);
 const l = lookups();
 console.log(`finding 200 re-sent among 1,000 (ms per batch, 3 repeats; serialising the JSON included): from the rows ${l.fromRowsMs.join(" ")} · from the ids ${l.fromIdsMs.join(" ")}`);
+const m = mixed();
+console.log(`µs per event, 1,000-event batches: all new ${m.allNew} · 20% re-sent: lookup ${m.lookup} + INSERT of every row ${m.insertAll} (${Math.round(((m.lookup + m.insertAll) / m.allNew) * 100) / 100}× all new), or + INSERT of the rows not found ${m.insertNew}`);
