@@ -194,7 +194,8 @@ async function latency(o) {
     "POST /api/v1/events (1 event)": () =>
       call("POST", "/api/v1/events", json, eventJson(`${o.tag}-i-${seq++}`, o.subject, o.type, new Date().toISOString(), 1, "o3"), 202),
   };
-  const names = Object.keys(kinds);
+  // `only`: a substring of the kinds to run (bench/profile.mjs --latency check).
+  const names = Object.keys(kinds).filter((k) => !o.only || k.includes(o.only));
   const samples = Object.fromEntries(names.map((k) => [k, []]));
   const load = [load1()];
   for (let i = 0; i < o.warmup; i++) for (const k of names) await kinds[k]();

@@ -4,6 +4,7 @@
 //
 //   npm run bench:profile -- [--batch 1000] [--subjects 1] [--ids ordered|uuid] [--dup 0.2]
 //                            [--seconds 8] [--path /api/v1/events|/bench/parse-only] [--top 25]
+//   npm run bench:profile -- --latency "check (decide" [--rounds 3000]
 //
 // Starts `npm run serve` (the production bundle on workerd) with EDGEMETER_INSPECTOR_PORT set, sends
 // the bench workload from bench/load.mjs in its own process (2 s to warm up, then the measured run),
@@ -18,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { freePort, startGateway } from "../test/e2e/harness.mjs";
 import { startReceiver } from "./receiver.mjs";
-import { apiOf, ingestRun, setup } from "./scenarios.mjs";
+import { apiOf, ingestRun, latency, setup } from "./scenarios.mjs";
 import { load1, startLoad } from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -31,6 +32,9 @@ const { values: args } = parseArgs({
     seconds: { type: "string", default: "8" },
     path: { type: "string", default: "/api/v1/events" },
     top: { type: "string", default: "25" },
+    // Scenario 4's sequential requests instead of ingest load: the kinds whose name contains this.
+    latency: { type: "string" },
+    rounds: { type: "string", default: "3000" },
   },
 });
 if (!["ordered", "uuid"].includes(args.ids)) throw new Error("--ids must be ordered or uuid");
@@ -110,7 +114,7 @@ async function main() {
     await session.send("Profiler.enable");
     await session.send("Profiler.setSamplingInterval", { interval: 200 });
     await session.send("Profiler.start");
-    const result = await ingestRun(ctx, "profiled", { ...run, warmup: 0, skipEntitle: true });
+    const result = args.latency === undefined ? await ingestRun(ctx, "profiled", { ...run, warmup: 0, skipEntitle: true }) : await latencyRun(ctx);
     const { profile } = await session.send("Profiler.stop");
 
     const dir = path.join(ROOT, "bench", "results");
@@ -120,7 +124,8 @@ async function main() {
     const s = summarise(profile);
     const n = Number(args.top);
     const pct = (x) => `${(100 * x).toFixed(1).padStart(5)}%`;
-    console.log(
+    if (result.results) for (const [k, r] of Object.entries(result.results)) console.log(`\n${k}: p50 ${r.p50} ms · p99 ${r.p99} ms (${r.n} sequential requests)`);
+    else console.log(
       `\n${args.path} · ${run.batch} ev/req · ${run.subjects} subject(s) · ids ${run.ids} · ${run.dupRate * 100}% re-sent · ` +
         `${Math.round(result.eventsPerSecond).toLocaleString("en-US")} ev/s under the profiler · load average ${load1()} · ${s.samples} samples\n`,
     );
@@ -135,6 +140,11 @@ async function main() {
     await gw.cleanup();
     await receiver.close();
   }
+}
+
+function latencyRun(ctx) {
+  ctx.plan = { ...ctx.plan, latencyRounds: Number(args.rounds), latencyWarmup: 50 };
+  return latency(ctx, { only: args.latency });
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) await main();

@@ -147,7 +147,7 @@ export async function throughput(ctx) {
 }
 
 /** Scenario 4: check and value next to the no-op Worker → DO round trip, sequential and interleaved. */
-export async function latency(ctx) {
+export async function latency(ctx, extra = {}) {
   const subject = `${ctx.tag}-latency`;
   await entitle(ctx, [subject]);
   return ctx.load("s4 check/value latency", {
@@ -160,6 +160,7 @@ export async function latency(ctx) {
     tag: `${ctx.tag}-lat`,
     rounds: ctx.plan.latencyRounds,
     warmup: ctx.plan.latencyWarmup,
+    ...extra,
   });
 }
 
