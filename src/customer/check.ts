@@ -1,8 +1,8 @@
 import { matchesFilters, type EntitlementValue } from "../domain/entitlement";
 import { readEvent, type MeterEvent, type MeterSet } from "../domain/metering";
 import { minuteOf } from "../domain/windows";
-import { fail, findEntitlement, ok, type EntitlementRow, type Result } from "./entitlements";
-import { loadGrants, toGrants } from "./grants";
+import { fail, findForValue, ok, type EntitlementRow, type Result } from "./entitlements";
+import { grantsOf } from "./grants";
 import type { IngestOutcome } from "./ingest";
 import { balanceIfLatest, balanceNow, toValue } from "./segments";
 import type { Sql } from "./sql";
@@ -44,13 +44,13 @@ export interface CheckAnswer extends EntitlementValue {
 export type RecordEvents = (events: MeterEvent[]) => IngestOutcome;
 
 export function checkAndRecord(sql: Sql, meters: MeterSet, input: CheckInput, now: number, record: RecordEvents): Result<CheckAnswer> {
-  const e = findEntitlement(sql, input.feature);
+  const e = findForValue(sql, input.feature);
   if (!e) return { ok: false, code: "not_found", detail: `the subject has no entitlement for feature ${input.feature}`, missing: "entitlement" };
   const ev = input.event;
   const m = e.def.metered;
 
   if (ev && stored(sql, ev)) {
-    const value = m ? toValue(e, balanceNow(sql, e, toGrants(loadGrants(sql, e.id)), now)) : plain(e);
+    const value = m ? toValue(e, balanceNow(sql, e, grantsOf(sql, e.id), now)) : plain(e);
     return ok({ allowed: true, entitlementId: e.id, duplicate: true, ...value });
   }
   if (!m) {
@@ -61,7 +61,7 @@ export function checkAndRecord(sql: Sql, meters: MeterSet, input: CheckInput, no
     return ok({ allowed: true, entitlementId: e.id, ...plain(e) });
   }
 
-  const grants = toGrants(loadGrants(sql, e.id));
+  const grants = grantsOf(sql, e.id);
   const before = balanceNow(sql, e, grants, now);
   let amount = input.amount ?? 1;
   if (ev) {
@@ -81,7 +81,7 @@ export function checkAndRecord(sql: Sql, meters: MeterSet, input: CheckInput, no
   const r = recordOne(record, ev);
   if (!r.ok) return r;
   // Counting updated the stored counters: read the entitlement again for the value after.
-  const after = findEntitlement(sql, e.id)!;
+  const after = findForValue(sql, e.id)!;
   return ok({ allowed, entitlementId: e.id, amount, ...toValue(after, balanceNow(sql, after, grants, now)) });
 }
 

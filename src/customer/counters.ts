@@ -1,7 +1,7 @@
 import { matchesFilters } from "../domain/entitlement";
 import type { BucketAccumulator } from "../domain/metering";
 import { liveMetered, saveCounters, saveState, type EntitlementRow } from "./entitlements";
-import { loadGrants, toGrants } from "./grants";
+import { grantsOf } from "./grants";
 import { ensureCurrent, rebuild } from "./segments";
 import type { Sql } from "./sql";
 
@@ -24,7 +24,7 @@ export function countEntitlementUsage(sql: Sql, buckets: BucketAccumulator, now:
     if (now >= e.segEnd) {
       // The period ended: roll over first. The new segment is built from the buckets, which already
       // hold this batch, so the batch must not be added again; its events in the closed period stay out.
-      ensureCurrent(sql, e, toGrants(loadGrants(sql, e.id)), now);
+      ensureCurrent(sql, e, grantsOf(sql, e.id), now);
       continue;
     }
     const cache = new Map<string, boolean>();
@@ -64,7 +64,7 @@ export function rebuildForMeters(sql: Sql, meterIds: ReadonlySet<string>, now: n
   if (meterIds.size === 0) return;
   for (const e of liveMetered(sql)) {
     if (!meterIds.has(e.def.metered!.meterId)) continue;
-    const grants = toGrants(loadGrants(sql, e.id));
+    const grants = grantsOf(sql, e.id);
     rebuild(sql, e, grants);
     e.updatedAt = now;
     if (!ensureCurrent(sql, e, grants, now)) saveState(sql, e);

@@ -16,7 +16,7 @@ import type { EntitlementCreate, EntitlementValue, GrantCreate } from "../domain
 import { checkAndRecord, type CheckAnswer, type CheckInput } from "./check";
 import { countEntitlementUsage, rebuildForMeters } from "./counters";
 import { listEntitlements, liveMetered, ok, toRecord, type EntitlementRecord, type Result } from "./entitlements";
-import { loadGrants, toGrants, type GrantRow } from "./grants";
+import { grantsOf, type GrantRow } from "./grants";
 import * as ops from "./operations";
 import { ensureCurrent, resetSegment, type ResetRequest } from "./segments";
 import { Notifier } from "./notify";
@@ -148,7 +148,7 @@ export class CustomerDO extends DurableObject<Env> {
   listEntitlements(id: Identity, config: ConfigSnapshot, includeDeleted: boolean): EntitlementRecord[] {
     const r = this.read(id, config, (now) =>
       ok(listEntitlements(this.sql, includeDeleted).map((e) => {
-        if (e.def.metered && e.deletedAt === null) ensureCurrent(this.sql, e, toGrants(loadGrants(this.sql, e.id)), now);
+        if (e.def.metered && e.deletedAt === null) ensureCurrent(this.sql, e, grantsOf(this.sql, e.id), now);
         return toRecord(e, now);
       })),
     );
@@ -174,7 +174,7 @@ export class CustomerDO extends DurableObject<Env> {
     return this.write(config, (now) => {
       const e = ops.findLive(this.sql, idOrFeature);
       if (!e.ok) return e;
-      const r = resetSegment(this.sql, e.value, toGrants(loadGrants(this.sql, e.value.id)), req, now);
+      const r = resetSegment(this.sql, e.value, grantsOf(this.sql, e.value.id), req, now);
       if (r.ok) this.notifier.reset(e.value, now);
       return r;
     });

@@ -93,21 +93,41 @@ export function findEntitlement(sql: Sql, idOrFeature: string, opts: { includeDe
   return r ? fromRaw(r) : undefined;
 }
 
+/**
+ * findEntitlement for the paths that read a value (check, entitlement value): a live metered
+ * entitlement comes from the liveMetered memo, without a statement. Such a row may be changed only
+ * by the functions that write it back (ensureCurrent, the counters).
+ */
+export function findForValue(sql: Sql, idOrFeature: string): EntitlementRow | undefined {
+  const x = idOrFeature;
+  return liveMetered(sql).find((e) => e.id === x || e.featureKey === x || e.featureId === x) ?? findEntitlement(sql, x);
+}
+
 export function listEntitlements(sql: Sql, includeDeleted: boolean): EntitlementRow[] {
   const where = includeDeleted ? "" : "WHERE deleted_at IS NULL";
   return sql.all<Raw>(`SELECT ${COLUMNS} FROM entitlements ${where} ORDER BY created_at, id`).map(fromRaw);
 }
 
-/** The live metered entitlements: what a counted batch may add usage to. */
+const LIVE_METERED = "entitlements:live-metered";
+
+/**
+ * The live metered entitlements: what a counted batch may add usage to. Memoised (read once per
+ * object, not per batch): callers may change these rows in place only to write them back at once
+ * (saveCounters, saveState), and every other write to `entitlements` drops the memo.
+ */
 export function liveMetered(sql: Sql): EntitlementRow[] {
-  return sql.all<Raw>(`SELECT ${COLUMNS} FROM entitlements WHERE deleted_at IS NULL AND type = 'metered'`).map(fromRaw);
+  return sql.memo(LIVE_METERED, () => sql.all<Raw>(`SELECT ${COLUMNS} FROM entitlements WHERE deleted_at IS NULL AND type = 'metered'`).map(fromRaw));
 }
+
+/** After a write to `entitlements` that the memoised rows may not hold. */
+const changed = (sql: Sql) => sql.forget(LIVE_METERED);
 
 export function hasLiveEntitlement(sql: Sql, featureKey: string): boolean {
   return sql.one("SELECT 1 AS x FROM entitlements WHERE deleted_at IS NULL AND feature_key = ?", featureKey) !== undefined;
 }
 
 export function insertEntitlement(sql: Sql, e: EntitlementRow): void {
+  changed(sql);
   sql.exec(
     `INSERT INTO entitlements (${COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     e.id,
@@ -130,6 +150,7 @@ export function insertEntitlement(sql: Sql, e: EntitlementRow): void {
 
 /** Writes the running state back (segment, carried balances, counters). */
 export function saveState(sql: Sql, e: EntitlementRow): void {
+  changed(sql);
   sql.exec(
     "UPDATE entitlements SET anchor = ?, seg_start = ?, seg_end = ?, start_state = ?, phases = ?, latest_at = ?, latest = ?, updated_at = ? WHERE id = ?",
     e.anchor,
@@ -144,12 +165,14 @@ export function saveState(sql: Sql, e: EntitlementRow): void {
   );
 }
 
-/** Only the counters: the per-batch write of the ingest hot path. */
+/** Only the counters: the per-batch write of the ingest hot path (on the memoised row, which then stays valid). */
 export function saveCounters(sql: Sql, e: EntitlementRow): void {
+  if (!sql.peek<EntitlementRow[]>(LIVE_METERED)?.includes(e)) changed(sql);
   sql.exec("UPDATE entitlements SET phases = ?, latest_at = ?, latest = ? WHERE id = ?", JSON.stringify(e.phases), e.latestAt, e.latest, e.id);
 }
 
 export function markDeleted(sql: Sql, id: string, now: number): void {
+  changed(sql);
   sql.exec("UPDATE entitlements SET deleted_at = ?, updated_at = ? WHERE id = ? AND deleted_at IS NULL", now, now, id);
 }
 

@@ -46,12 +46,24 @@ export function loadGrants(sql: Sql, entitlementId: string): GrantRow[] {
     .map(fromRaw);
 }
 
+const GRANTS = "grants:";
+
+/**
+ * The entitlement's grants as the burn-down engine takes them, memoised per object (they change only
+ * by insertGrant and markVoided, which drop the memo). Frozen: a caller that changed one would
+ * change every later balance.
+ */
+export function grantsOf(sql: Sql, entitlementId: string): readonly Grant[] {
+  return sql.memo(GRANTS + entitlementId, () => Object.freeze(toGrants(loadGrants(sql, entitlementId)).map((g) => Object.freeze(g))));
+}
+
 export function findGrant(sql: Sql, id: string): GrantRow | undefined {
   const r = sql.one<Raw>("SELECT id, entitlement_id, def, voided_at, created_at, updated_at FROM grants WHERE id = ?", id);
   return r ? fromRaw(r) : undefined;
 }
 
 export function insertGrant(sql: Sql, g: GrantRow): void {
+  sql.forget(GRANTS + g.entitlementId);
   sql.exec(
     "INSERT INTO grants (id, entitlement_id, def, voided_at, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
     g.id,
@@ -64,6 +76,7 @@ export function insertGrant(sql: Sql, g: GrantRow): void {
 }
 
 export function markVoided(sql: Sql, id: string, at: number, now: number): void {
+  sql.forget(GRANTS);
   sql.exec("UPDATE grants SET voided_at = ?, updated_at = ? WHERE id = ?", at, now, id);
 }
 

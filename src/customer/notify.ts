@@ -7,7 +7,7 @@ import { newlyCrossedThresholds, thresholdKey, type Threshold, type ThresholdSub
 import { iso } from "../domain/time";
 import { settings, type Env } from "../env";
 import { toRecord, type EntitlementRow } from "./entitlements";
-import { loadGrants, toGrants } from "./grants";
+import { grantsOf } from "./grants";
 import type { Jobs } from "./jobs";
 import { deliverDue, enqueue, nextDue, type DeliveryPolicy, type DeliveryRow } from "./outbox";
 import { getMeta, setMeta } from "./schema";
@@ -16,6 +16,7 @@ import type { Sql } from "./sql";
 import type { Identity } from "./do";
 
 const MIRROR_RETRY_MS = 30_000;
+const FIRED = "fired:";
 
 /**
  * Threshold and reset notifications of one customer. Crossings are found inside the ingest/check
@@ -62,18 +63,15 @@ export class Notifier {
       if (!touchedMeters.has(e.def.metered!.meterId)) continue;
       const rules = this.rulesFor(e, "entitlements.balance.threshold");
       if (rules.length === 0) continue;
-      const b = balanceNow(this.sql, e, toGrants(loadGrants(this.sql, e.id)), now);
+      const b = balanceNow(this.sql, e, grantsOf(this.sql, e.id), now);
       const value: ThresholdSubject = { usage: b.usage, balance: b.balance, totalGranted: b.totalAvailableGrantAmount };
       for (const rule of rules) {
-        const fired = new Set(
-          this.sql
-            .all<{ threshold_key: string }>("SELECT threshold_key FROM fired WHERE rule_id = ? AND entitlement_id = ? AND period = ?", rule.id, e.id, e.segStart)
-            .map((r) => r.threshold_key),
-        );
+        const fired = this.fired(rule.id, e.id, e.segStart);
         const crossed = newlyCrossedThresholds(rule.thresholds as Threshold[], null, value, fired);
         for (const t of [crossed.usage, crossed.balance]) {
           if (!t) continue;
           this.sql.exec("INSERT INTO fired (rule_id, entitlement_id, period, threshold_key) VALUES (?, ?, ?, ?)", rule.id, e.id, e.segStart, thresholdKey(t));
+          fired.add(thresholdKey(t));
           this.emit(rule, e, "entitlements.balance.threshold", now, { threshold: t });
           enqueued++;
         }
@@ -86,8 +84,20 @@ export class Notifier {
   reset(e: EntitlementRow, now: number): void {
     // A reset may start its period in the same minute as the one it ends; forgetting what fired is
     // what lets thresholds fire again in the new period.
+    this.sql.forget(FIRED);
     this.sql.exec("DELETE FROM fired WHERE entitlement_id = ?", e.id);
     for (const rule of this.rulesFor(e, "entitlements.reset")) this.emit(rule, e, "entitlements.reset", now, {});
+  }
+
+  /** The threshold keys fired for (rule, entitlement, period): memoised, and added to as they fire. */
+  private fired(ruleId: string, entitlementId: string, period: number): Set<string> {
+    return this.sql.memo(`${FIRED}${ruleId}\u0000${entitlementId}\u0000${period}`, () =>
+      new Set(
+        this.sql
+          .all<{ threshold_key: string }>("SELECT threshold_key FROM fired WHERE rule_id = ? AND entitlement_id = ? AND period = ?", ruleId, entitlementId, period)
+          .map((r) => r.threshold_key),
+      ),
+    );
   }
 
   private rulesFor(e: EntitlementRow, type: RuleDef["type"]): RuleDef[] {
@@ -99,7 +109,7 @@ export class Notifier {
     const channels = rule.channels.filter((id) => this.channels.get(id) && !this.channels.get(id)!.disabled);
     if (!who || channels.length === 0) return;
     const id = ulid(now);
-    const value = toValue(e, balanceNow(this.sql, e, toGrants(loadGrants(this.sql, e.id)), now));
+    const value = toValue(e, balanceNow(this.sql, e, grantsOf(this.sql, e.id), now));
     const payload = {
       id,
       type,

@@ -1,8 +1,8 @@
 import { expiresAt, truncMinute, type EntitlementCreate, type EntitlementDef, type EntitlementValue, type GrantCreate } from "../domain/entitlement";
 import { periodContaining, periodStartsBetween } from "../domain/periods";
 import { iso } from "../domain/time";
-import { fail, findEntitlement, hasLiveEntitlement, insertEntitlement, markDeleted, ok, saveState, toRecord, type EntitlementRecord, type EntitlementRow, type Result } from "./entitlements";
-import { findGrant, insertGrant, loadGrants, markVoided, toGrants, type GrantRow } from "./grants";
+import { fail, findEntitlement, findForValue, hasLiveEntitlement, insertEntitlement, markDeleted, ok, saveState, toRecord, type EntitlementRecord, type EntitlementRow, type Result } from "./entitlements";
+import { findGrant, grantsOf, insertGrant, loadGrants, markVoided, toGrants, type GrantRow } from "./grants";
 import { balanceAt, balanceNow, ensureCurrent, rebuild, startSegment, toValue } from "./segments";
 import type { Sql } from "./sql";
 
@@ -82,7 +82,7 @@ export function createEntitlement(sql: Sql, input: EntitlementCreate, now: numbe
       updatedAt: now,
     });
   }
-  const grants = toGrants(loadGrants(sql, row.id));
+  const grants = grantsOf(sql, row.id);
   startSegment(sql, row, grants, from, row.segEnd, { balances: {}, overage: 0 }, "created", now);
   ensureCurrent(sql, row, grants, now);
   return ok(toRecord(row, now));
@@ -95,7 +95,7 @@ export function findLive(sql: Sql, idOrFeature: string): Result<EntitlementRow> 
 
 /** Brings a metered entitlement's segment up to `now` (a read may roll a period over). */
 function current(sql: Sql, e: EntitlementRow, now: number): EntitlementRow {
-  if (e.def.metered) ensureCurrent(sql, e, toGrants(loadGrants(sql, e.id)), now);
+  if (e.def.metered) ensureCurrent(sql, e, grantsOf(sql, e.id), now);
   return e;
 }
 
@@ -112,10 +112,10 @@ export function deleteEntitlement(sql: Sql, idOrFeature: string, now: number): R
 }
 
 export function entitlementValue(sql: Sql, idOrFeature: string, time: number | null, now: number): Result<EntitlementValue & { entitlementId: string }> {
-  const e = findEntitlement(sql, idOrFeature);
+  const e = findForValue(sql, idOrFeature);
   if (!e) return NOT_FOUND_ENTITLEMENT(idOrFeature);
   if (!e.def.metered) return ok({ entitlementId: e.id, hasAccess: true, ...(e.def.config !== null ? { config: e.def.config } : {}) });
-  const grants = toGrants(loadGrants(sql, e.id));
+  const grants = grantsOf(sql, e.id);
   if (time === null || time >= now) return ok({ entitlementId: e.id, ...toValue(e, balanceNow(sql, e, grants, now)) });
   ensureCurrent(sql, e, grants, now);
   return ok({ entitlementId: e.id, ...toValue(e, balanceAt(sql, e, grants, time)) });

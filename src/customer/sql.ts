@@ -51,6 +51,41 @@ export class Sql {
    */
   rollbacks = 0;
 
+  private memos = new Map<string, unknown>();
+  private memosAt = 0;
+
+  /**
+   * A value read from storage, kept across statements and RPCs until a writer `forget`s its key (or a
+   * prefix of it). Every memo is dropped when a transaction rolls back, since the rows it was read
+   * from, or the writes made to it in place, may have been undone. The hot path's reads of
+   * entitlements, grants and fired thresholds go through here (README "Performance").
+   */
+  memo<T>(key: string, load: () => T): T {
+    const memos = this.validMemos();
+    if (memos.has(key)) return memos.get(key) as T;
+    const value = load();
+    memos.set(key, value);
+    return value;
+  }
+
+  /** The memo under `key`, without loading it. */
+  peek<T>(key: string): T | undefined {
+    return this.validMemos().get(key) as T | undefined;
+  }
+
+  private validMemos(): Map<string, unknown> {
+    if (this.memosAt !== this.rollbacks) {
+      this.memos.clear();
+      this.memosAt = this.rollbacks;
+    }
+    return this.memos;
+  }
+
+  /** Drops the memos whose key starts with `prefix`: call it next to the write that changes their rows. */
+  forget(prefix: string): void {
+    for (const key of this.memos.keys()) if (key.startsWith(prefix)) this.memos.delete(key);
+  }
+
   /** Runs `fn` as one synchronous transaction: all of it is written, or none. */
   transaction<T>(fn: () => T): T {
     this.depth++;
