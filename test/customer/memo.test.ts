@@ -3,8 +3,8 @@ import { describe, expect, it } from "vitest";
 import type { CustomerDO } from "../../src/customer/do";
 import { ingestBatch } from "../../src/customer/ingest";
 import { Sql } from "../../src/customer/sql";
-import { customerStub, uid } from "../helpers/api";
-import { setup, usage, valueOk } from "../helpers/entitlements";
+import { api, customerStub, expectProblem, ingestOk, uid } from "../helpers/api";
+import { check, setup, usage, valueOk } from "../helpers/entitlements";
 
 // The hot path keeps entitlement rows, grants and fired thresholds in memory between batches
 // (Sql.memo); these check that the memory never outlives the rows it mirrors.
@@ -53,5 +53,24 @@ describe("memoised rows", () => {
     });
     expect(ingested).toBe(1);
     expect(await valueOk(s)).toMatchObject({ usage: 5, balance: 95 });
+  });
+
+  it("a deleted entitlement stops counting and answering at once, and a new one for the feature starts from its own state", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 10 } });
+    // Counting and checking put the entitlement in memory.
+    await ingestOk([usage(s, { tokens: 4 })]);
+    expect((await check({ subject: s.subject, feature: s.feature, amount: 1 })).body).toMatchObject({ allowed: true, balance: 6 });
+    const path = `/api/v1/subjects/${s.subject}/entitlements`;
+    expect((await api("DELETE", `${path}/${s.entitlement.id}`)).status).toBe(204);
+    expectProblem(await check({ subject: s.subject, feature: s.feature, amount: 1 }), 404, "not_found");
+    expectProblem(await api("GET", `${path}/${s.feature}/value`), 404, "not_found");
+
+    await ingestOk([usage(s, { tokens: 1 })]);
+    const anchor = new Date(Date.now() - 86_400_000).toISOString();
+    const body = { type: "metered", featureKey: s.feature, issueAfterReset: 20, usagePeriod: { interval: "MONTH", anchor }, measureUsageFrom: "CURRENT_PERIOD_START" };
+    const again = await api("POST", path, { body });
+    expect(again.status, again.text).toBe(201);
+    // Its usage is the buckets' (both events), not the deleted entitlement's counters.
+    expect((await check({ subject: s.subject, feature: s.feature, amount: 1 })).body).toMatchObject({ allowed: true, entitlementId: again.body.id, usage: 5, balance: 15 });
   });
 });
