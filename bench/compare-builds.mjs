@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 // A/B of two checkouts of edgemeter under the same load: this one and --old (e.g. a `git worktree`
 // of an earlier commit, with node_modules linked). Each round starts `npm run serve` from the old
-// checkout, then from this one, and measures 1,000-event batches to one subject, all new and with
+// checkout, then from this one, and measures batches (1,000 events unless --batch) to one subject, all new and with
 // 20% re-sent, through this checkout's load generator (so both see the same ids and bodies).
 //
 //   git worktree add ../edgemeter-old <commit> && ln -s "$PWD/node_modules" ../edgemeter-old/node_modules
-//   node bench/compare-builds.mjs --old ../edgemeter-old [--rounds 2] [--seconds 8]
+//   node bench/compare-builds.mjs --old ../edgemeter-old [--rounds 2] [--seconds 8] [--batch 1000]
 //   git worktree remove ../edgemeter-old
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -14,7 +14,7 @@ import { load1, startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
 import { apiOf, ingestRun, setup } from "./scenarios.mjs";
 
-const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" } } });
+const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" }, batch: { type: "string", default: "1000" } } });
 if (!args.old) throw new Error("--old <checkout directory> is required");
 const builds = { old: path.resolve(args.old), new: path.resolve(import.meta.dirname, "..") };
 
@@ -28,9 +28,9 @@ try {
       try {
         const ctx = { gw, plan: { seconds: Number(args.seconds), warmup: 2 }, tag: `ab${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load: (label, cmd) => loader.run(name, label, cmd) };
         await setup(ctx);
-        for (const [label, o] of [["all new", { batch: 1000 }], ["20% re-sent", { batch: 1000, dupRate: 0.2 }]]) {
+        for (const [label, o] of [["all new", { batch: Number(args.batch) }], ["20% re-sent", { batch: Number(args.batch), dupRate: 0.2 }]]) {
           const r = await ingestRun(ctx, `${name} ${label}`, o);
-          console.log(`round ${round} · ${name} · ${label}: ${Math.round(r.eventsPerSecond).toLocaleString("en-US")} ev/s · ${r.gatewayCpuUsPerEvent?.toFixed(1)} µs CPU/event · load average ${load1()}`);
+          console.log(`round ${round} · ${name} · ${args.batch}/req ${label}: ${Math.round(r.eventsPerSecond).toLocaleString("en-US")} ev/s · ${r.gatewayCpuUsPerEvent?.toFixed(1)} µs CPU/event · load average ${load1()}`);
         }
       } finally {
         await gw.cleanup();
