@@ -1,5 +1,6 @@
 import type { Env } from "../env";
 import type { CustomerDO, Identity } from "./do";
+import { isStaleConfig, type ConfigRef, type ConfigSnapshot, type StaleConfig } from "./meters";
 
 /** The DO's name is derived from namespace + subject only (DESIGN invariant 8); JSON keeps the pair unambiguous. */
 export function customerName(id: Identity): string {
@@ -11,4 +12,19 @@ export const customerHealthName = "healthz";
 
 export function customer(env: Env, id: Identity): DurableObjectStub<CustomerDO> {
   return env.CUSTOMER.get(env.CUSTOMER.idFromName(customerName(id)));
+}
+
+/**
+ * Calls a customer object with the config version alone, and again with the whole snapshot if the
+ * object does not hold that version yet (first contact, or the definitions changed since): one
+ * extra round trip per object and config version, instead of the snapshot in every call. An object
+ * that answers StaleConfig has done nothing, so the second call is the only one that acts.
+ */
+export async function withConfig<P extends Promise<unknown>>(config: ConfigSnapshot, call: (config: ConfigRef) => P): Promise<Exclude<Awaited<P>, StaleConfig>> {
+  const first = await call({ version: config.version });
+  if (!isStaleConfig(first)) return first as Exclude<Awaited<P>, StaleConfig>;
+  const second = await call(config);
+  // Cannot happen: an object applies any snapshot newer than its own.
+  if (isStaleConfig(second)) throw new Error(`customer object refused config version ${config.version} (it holds ${second.holds})`);
+  return second as Exclude<Awaited<P>, StaleConfig>;
 }

@@ -10,7 +10,7 @@ import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "
 import { fromRows, ingestPlanned, type EventRows } from "./batch";
 import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from "./ingest";
 import { Jobs } from "./jobs";
-import { applyConfig, loadMeters, type ConfigSnapshot } from "./meters";
+import { applyConfig, isStaleConfig, loadMeters, type ConfigRef, type StaleConfig } from "./meters";
 import { getMeta, migrate, setMeta } from "./schema";
 import type { EntitlementCreate, EntitlementValue, GrantCreate } from "../domain/entitlement";
 import { checkAndRecord, type CheckAnswer, type CheckInput } from "./check";
@@ -79,11 +79,10 @@ export class CustomerDO extends DurableObject<Env> {
   }
 
   /** A batch of one subject: as EventRows (what the Worker sends: one string, cheap to pass) or as events. */
-  async ingest(id: Identity, config: ConfigSnapshot, batch: EventRows | MeterEvent[]): Promise<IngestResult> {
+  async ingest(id: Identity, config: ConfigRef, batch: EventRows | MeterEvent[]): Promise<IngestResult | StaleConfig> {
     this.claim(id);
     const now = Date.now();
-    const outcome = this.sql.transaction(() => {
-      this.sync(config);
+    const outcome = this.synced(config, () => {
       const planned = Array.isArray(batch) ? null : ingestPlanned(this.sql, batch, this.meters.version, now, this.retentionMs(), this.dedupe);
       const o =
         planned ??
@@ -91,14 +90,16 @@ export class CustomerDO extends DurableObject<Env> {
       if (o.accepted > 0) this.counted(o, now);
       return o;
     });
+    if (isStaleConfig(outcome)) return outcome;
     if (outcome.accepted > 0) await this.afterWrite(now);
     return { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected };
   }
 
   /** Folds the meter's buckets for a query; empty when this DO has nothing for the meter. */
-  query(id: Identity, config: ConfigSnapshot, meterId: string, spec: FoldSpec): FoldedRow[] {
+  query(id: Identity, config: ConfigRef, meterId: string, spec: FoldSpec): FoldedRow[] | StaleConfig {
     if (!this.owns(id)) return [];
-    this.sql.transaction(() => this.sync(config));
+    const synced = this.synced(config, () => null);
+    if (isStaleConfig(synced)) return synced;
     const meter = this.meters.set.byId.get(meterId);
     if (!meter) return [];
     const from = spec.from === null ? 0 : minuteOf(spec.from);
@@ -140,36 +141,37 @@ export class CustomerDO extends DurableObject<Env> {
   // ---- Entitlements and grants (operations.ts, check.ts). Each call is one synchronous transaction. ----
 
   /** The first entitlement may come before the first event: creating one names the DO's customer. */
-  async createEntitlement(id: Identity, config: ConfigSnapshot, input: EntitlementCreate): Promise<Result<EntitlementRecord>> {
+  async createEntitlement(id: Identity, config: ConfigRef, input: EntitlementCreate): Promise<Result<EntitlementRecord> | StaleConfig> {
     this.claim(id);
     return this.write(config, (now) => ops.createEntitlement(this.sql, input, now));
   }
 
-  listEntitlements(id: Identity, config: ConfigSnapshot, includeDeleted: boolean): EntitlementRecord[] {
+  listEntitlements(id: Identity, config: ConfigRef, includeDeleted: boolean): EntitlementRecord[] | StaleConfig {
     const r = this.read(id, config, (now) =>
       ok(listEntitlements(this.sql, includeDeleted).map((e) => {
         if (e.def.metered && e.deletedAt === null) ensureCurrent(this.sql, e, grantsOf(this.sql, e.id), now);
         return toRecord(e, now);
       })),
     );
+    if (isStaleConfig(r)) return r;
     return r.ok ? r.value : [];
   }
 
-  getEntitlement(id: Identity, config: ConfigSnapshot, idOrFeature: string): Result<EntitlementRecord> {
+  getEntitlement(id: Identity, config: ConfigRef, idOrFeature: string): Result<EntitlementRecord> | StaleConfig {
     return this.read(id, config, (now) => ops.getEntitlement(this.sql, idOrFeature, now));
   }
 
-  async deleteEntitlement(id: Identity, config: ConfigSnapshot, idOrFeature: string): Promise<Result<null>> {
+  async deleteEntitlement(id: Identity, config: ConfigRef, idOrFeature: string): Promise<Result<null> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => ops.deleteEntitlement(this.sql, idOrFeature, now));
   }
 
   /** Served from the running counters (read-your-writes); `time` in the past is computed from buckets. */
-  entitlementValue(id: Identity, config: ConfigSnapshot, idOrFeature: string, time: number | null): Result<EntitlementValue & { entitlementId: string }> {
+  entitlementValue(id: Identity, config: ConfigRef, idOrFeature: string, time: number | null): Result<EntitlementValue & { entitlementId: string }> | StaleConfig {
     return this.read(id, config, (now) => ops.entitlementValue(this.sql, idOrFeature, time, now));
   }
 
-  async resetEntitlement(id: Identity, config: ConfigSnapshot, idOrFeature: string, req: ResetRequest): Promise<Result<null>> {
+  async resetEntitlement(id: Identity, config: ConfigRef, idOrFeature: string, req: ResetRequest): Promise<Result<null> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => {
       const e = ops.findLive(this.sql, idOrFeature);
@@ -180,58 +182,64 @@ export class CustomerDO extends DurableObject<Env> {
     });
   }
 
-  async createGrant(id: Identity, config: ConfigSnapshot, idOrFeature: string, input: GrantCreate): Promise<Result<GrantRow>> {
+  async createGrant(id: Identity, config: ConfigRef, idOrFeature: string, input: GrantCreate): Promise<Result<GrantRow> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => ops.createGrant(this.sql, idOrFeature, input, now));
   }
 
   listGrants(id: Identity, idOrFeature: string): Result<GrantRow[]> {
-    return this.read(id, null, () => ops.listGrants(this.sql, idOrFeature));
+    if (!this.owns(id)) return unknownSubject(id);
+    return this.sql.transaction(() => ops.listGrants(this.sql, idOrFeature));
   }
 
-  async voidGrant(id: Identity, config: ConfigSnapshot, grantId: string, at: number | null): Promise<Result<null>> {
+  async voidGrant(id: Identity, config: ConfigRef, grantId: string, at: number | null): Promise<Result<null> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => ops.voidGrant(this.sql, grantId, at, now));
   }
 
   /** Decides and, when allowed, records the event, in one transaction (check.ts). */
-  async check(id: Identity, config: ConfigSnapshot, input: CheckInput): Promise<Result<CheckAnswer>> {
+  async check(id: Identity, config: ConfigRef, input: CheckInput): Promise<Result<CheckAnswer> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     const now = Date.now();
     let recorded = false;
-    const r = this.sql.transaction(() => {
-      this.sync(config);
-      return checkAndRecord(this.sql, this.meters.set, input, now, (events) => {
+    const r = this.synced(config, () =>
+      checkAndRecord(this.sql, this.meters.set, input, now, (events) => {
         const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs(), this.dedupe);
         if (o.accepted > 0) {
           this.counted(o, now);
           recorded = true;
         }
         return o;
-      });
-    });
+      }),
+    );
     if (recorded) await this.afterWrite(now);
     return r;
   }
 
   /** Reads never claim: a subject that has stored nothing is unknown. A read may still roll a period over. */
-  protected read<T>(id: Identity, config: ConfigSnapshot | null, fn: (now: number) => Result<T>): Result<T> {
+  protected read<T>(id: Identity, config: ConfigRef, fn: (now: number) => Result<T>): Result<T> | StaleConfig {
     if (!this.owns(id)) return unknownSubject(id);
     const now = Date.now();
-    return this.sql.transaction(() => {
-      if (config) this.sync(config);
-      return fn(now);
-    });
+    return this.synced(config, () => fn(now));
   }
 
-  protected async write<T>(config: ConfigSnapshot, fn: (now: number) => Result<T>): Promise<Result<T>> {
+  protected async write<T>(config: ConfigRef, fn: (now: number) => Result<T>): Promise<Result<T> | StaleConfig> {
     const now = Date.now();
-    const r = this.sql.transaction(() => {
-      this.sync(config);
-      return fn(now);
-    });
-    if (r.ok) await this.afterWrite(now);
+    const r = this.synced(config, () => fn(now));
+    if (!isStaleConfig(r) && r.ok) await this.afterWrite(now);
     return r;
+  }
+
+  /**
+   * `fn` in one transaction, after applying a newer config. Given only a version this object does not
+   * hold, it answers StaleConfig and does nothing: the caller sends the snapshot (client.ts withConfig).
+   */
+  protected synced<T>(config: ConfigRef, fn: () => T): T | StaleConfig {
+    if (config.version > this.meters.version && config.meters === undefined) return { staleConfig: true, holds: this.meters.version };
+    return this.sql.transaction(() => {
+      this.sync(config);
+      return fn();
+    });
   }
 
   /** Queues a notification again (same webhook-id) to all or the given channels; how many deliveries were queued. */
@@ -279,8 +287,8 @@ export class CustomerDO extends DurableObject<Env> {
   }
 
   /** Applies a newer definition set; an older one (a stale isolate cache) is ignored. Inside a transaction. */
-  protected sync(config: ConfigSnapshot): void {
-    if (config.version <= this.meters.version) return;
+  protected sync(config: ConfigRef): void {
+    if (config.version <= this.meters.version || config.meters === undefined) return;
     const { remetered } = applyConfig(this.sql, config);
     this.meters = loadMeters(this.sql);
     // Re-metered buckets replace what entitlement counters were built from.

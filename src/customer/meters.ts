@@ -13,6 +13,24 @@ export interface ConfigSnapshot {
   rules?: RuleDef[];
 }
 
+/**
+ * What an RPC names the namespace's definitions by: usually the version alone, which the object
+ * already holds (or a newer one); the whole snapshot only when the object answered STALE_CONFIG.
+ * Cloning the snapshot into every RPC cost more than the rest of a check (README "Performance").
+ */
+export type ConfigRef = ConfigSnapshot | { version: number; meters?: undefined };
+
+/** An object's answer to a version it does not hold, given without a snapshot: it did nothing. */
+export interface StaleConfig {
+  staleConfig: true;
+  /** The version the object holds. */
+  holds: number;
+}
+
+export function isStaleConfig(x: unknown): x is StaleConfig {
+  return typeof x === "object" && x !== null && (x as Partial<StaleConfig>).staleConfig === true;
+}
+
 /** The meter definitions this DO counts with, as stored (the last config version it applied). */
 export function loadMeters(sql: Sql): { version: number; set: MeterSet } {
   const defs = sql.all<{ def: string }>("SELECT def FROM meters").map((r) => JSON.parse(r.def) as MeterDef);

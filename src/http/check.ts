@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
-import { customer } from "../customer/client";
+import { customer, withConfig } from "../customer/client";
 import { database } from "../db/client";
 import { findFeature } from "../db/features";
 import { LIMITS, subjectKey } from "../domain/cloudevent";
@@ -82,7 +82,7 @@ check.openapi(
     const namespace = c.get("principal").namespace;
     const id = { namespace, subject: body.subject };
     const config = await namespaceConfig(c);
-    const r = await customer(c.env, id).check(id, config, { feature: body.feature, amount: body.amount ?? null, event });
+    const r = await withConfig(config, (cfg) => customer(c.env, id).check(id, cfg, { feature: body.feature, amount: body.amount ?? null, event }));
     if (!r.ok && r.missing === "entitlement") {
       // Only on the miss path: tell an unknown feature from a subject without an entitlement for it.
       const feature = await findFeature(database(c.env.DB), namespace, body.feature);

@@ -1,6 +1,6 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { customer } from "../customer/client";
+import { customer, withConfig } from "../customer/client";
 import type { Identity } from "../customer/do";
 import type { Result } from "../customer/entitlements";
 import { database } from "../db/client";
@@ -75,7 +75,7 @@ entitlements.openapi(
     const config = await readNamespaceConfig(db, namespace);
     const grantId = input.metered?.defaultGrantId;
     if (grantId) await indexGrant(db, { id: grantId, namespace, subject, createdAt: Date.now() });
-    const r = await stub(c, { namespace, subject }).createEntitlement({ namespace, subject }, config, input);
+    const r = await withConfig(config, (cfg) => stub(c, { namespace, subject }).createEntitlement({ namespace, subject }, cfg, input));
     // Only a definite refusal frees the index row: after an error the grant may exist.
     if (!r.ok && grantId) await forgetGrantIndex(db, namespace, [grantId]).catch(() => {});
     return c.json(toEntitlementApi(unwrap(r), subject), 201);
@@ -131,7 +131,7 @@ entitlements.openapi(
     const includeDeleted = c.req.valid("query").includeDeleted === "true";
     const config = await namespaceConfig(c);
     let subject = subjectIdOrKey;
-    const list = async (id: Identity) => stub(c, id).listEntitlements(id, config, includeDeleted);
+    const list = async (id: Identity) => withConfig(config, (cfg) => stub(c, id).listEntitlements(id, cfg, includeDeleted));
     let rows = await list({ namespace: c.get("principal").namespace, subject });
     if (rows.length === 0 && ULID_PATTERN.test(subject)) {
       const key = await subjectKeyById(database(c.env.DB), c.get("principal").namespace, subject);
@@ -154,7 +154,7 @@ entitlements.openapi(
   async (c) => {
     const p = c.req.valid("param");
     const config = await namespaceConfig(c);
-    const r = await onSubject(c, p.subjectIdOrKey, (id) => stub(c, id).getEntitlement(id, config, p.entitlementId));
+    const r = await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).getEntitlement(id, cfg, p.entitlementId)));
     return c.json(toEntitlementApi(r.value, r.subject), 200);
   },
 );
@@ -173,7 +173,7 @@ entitlements.openapi(
   async (c) => {
     const p = c.req.valid("param");
     const config = await namespaceConfig(c);
-    await onSubject(c, p.subjectIdOrKey, (id) => stub(c, id).deleteEntitlement(id, config, p.entitlementId));
+    await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).deleteEntitlement(id, cfg, p.entitlementId)));
     return c.body(null, 204);
   },
 );
@@ -200,7 +200,7 @@ entitlements.openapi(
     if (time !== null && time > now + TIME_SKEW_MS) throw new ApiError("validation_failed", "time: must not be in the future", { errors: [{ field: "time", message: "must not be in the future" }] });
     if (time !== null && time >= now) time = null;
     const config = await namespaceConfig(c);
-    const r = await onSubject(c, p.subjectIdOrKey, (id) => stub(c, id).entitlementValue(id, config, p.entitlementIdOrFeatureKey, time));
+    const r = await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).entitlementValue(id, cfg, p.entitlementIdOrFeatureKey, time)));
     const { entitlementId: _, ...value } = r.value;
     return c.json(value, 200);
   },
@@ -230,7 +230,7 @@ entitlements.openapi(
     const b = c.req.valid("json");
     const config = await namespaceConfig(c);
     const req = { at: b.effectiveAt ? ms(b.effectiveAt) : null, retainAnchor: b.retainAnchor ?? false, preserveOverage: b.preserveOverage ?? null };
-    await onSubject(c, p.subjectIdOrKey, (id) => stub(c, id).resetEntitlement(id, config, p.entitlementId, req));
+    await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).resetEntitlement(id, cfg, p.entitlementId, req)));
     return c.body(null, 204);
   },
 );

@@ -1,5 +1,5 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { customer } from "../customer/client";
+import { customer, withConfig } from "../customer/client";
 import type { GrantRow } from "../customer/grants";
 import { database } from "../db/client";
 import { findGrantIndex, forgetGrantIndex, indexGrant } from "../db/features";
@@ -59,7 +59,7 @@ grants.openapi(
     };
     const { value: grant } = await onSubject<GrantRow>(c, p.subjectIdOrKey, async (id) => {
       await indexGrant(db, { id: input.id, namespace, subject: id.subject, createdAt: Date.now() });
-      const r = await customer(c.env, id).createGrant(id, config, p.entitlementIdOrFeatureKey, input);
+      const r = await withConfig(config, (cfg) => customer(c.env, id).createGrant(id, cfg, p.entitlementIdOrFeatureKey, input));
       // Only a definite refusal frees the index row: after an error the grant may exist.
       if (!r.ok) await forgetGrantIndex(db, namespace, [input.id]).catch(() => {});
       return r;
@@ -112,7 +112,7 @@ grants.openapi(
     if (!row) throw new ApiError("not_found", `no grant ${grantId}`);
     const id = { namespace, subject: row.subject };
     const config = await namespaceConfig(c);
-    const r = await customer(c.env, id).voidGrant(id, config, grantId, at ? ms(at) : null);
+    const r = await withConfig(config, (cfg) => customer(c.env, id).voidGrant(id, cfg, grantId, at ? ms(at) : null));
     if (!r.ok && r.missing === "subject") throw new ApiError("not_found", `no grant ${grantId}`);
     unwrap(r);
     return c.body(null, 204);

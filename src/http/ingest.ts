@@ -1,6 +1,6 @@
 import { cachedNamespaceConfig, type NamespaceConfig } from "../db/config";
 import { database } from "../db/client";
-import { customer } from "../customer/client";
+import { customer, withConfig } from "../customer/client";
 import type { IngestResult } from "../customer/do";
 import { prepareBatch } from "../customer/batch";
 import { LIMITS, validateEvents, type CloudEvent } from "../domain/cloudevent";
@@ -79,7 +79,10 @@ export async function ingestEvents(env: Env, namespace: string, { events, times 
   }
   const config = await cachedNamespaceConfig(database(env.DB), namespace, settings(env).CONFIG_CACHE_SECONDS);
   const results = await Promise.allSettled(
-    [...bySubject].map(([subject, list]) => customer(env, { namespace, subject }).ingest({ namespace, subject }, config, prepareBatch(list, meterSetOf(config)))),
+    [...bySubject].map(([subject, list]) => {
+      const batch = prepareBatch(list, meterSetOf(config));
+      return withConfig(config, (cfg) => customer(env, { namespace, subject }).ingest({ namespace, subject }, cfg, batch));
+    }),
   );
   const reply: IngestReply = { accepted: 0, duplicates: 0, rejected: [] };
   const failed = results.filter((r) => r.status === "rejected");

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { cachedNamespaceConfig } from "../db/config";
 import { database } from "../db/client";
-import { customer } from "../customer/client";
+import { customer, withConfig } from "../customer/client";
 import type { FoldSpec } from "../domain/aggregate";
 import type { MeterDef } from "../domain/meter";
 import { iso, parseRfc3339 } from "../domain/time";
@@ -110,7 +110,7 @@ export async function querySubjects(c: Context<AppEnv>, meter: MeterDef, spec: F
   const config = await cachedNamespaceConfig(database(c.env.DB), namespace, settings(c.env).CONFIG_CACHE_SECONDS);
   const parts = await Promise.all(
     subjects.map(async (subject) => {
-      const rows = await customer(c.env, { namespace, subject }).query({ namespace, subject }, config, meter.id, spec);
+      const rows = await withConfig(config, (cfg) => customer(c.env, { namespace, subject }).query({ namespace, subject }, cfg, meter.id, spec));
       return rows.map((r) => ({ value: r.value, windowStart: iso(r.windowStart), windowEnd: iso(r.windowEnd), subject, groupBy: r.groupBy }));
     }),
   );

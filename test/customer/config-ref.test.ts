@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { createMeter, customerStub, event, ingestOk, rows, total, uid } from "../helpers/api";
+
+// RPCs name the namespace's definitions by version; the snapshot travels only when an object lacks it.
+describe("config by version", () => {
+  it("an object answers that it lacks a version, and writes nothing", async () => {
+    const type = uid("ref_type");
+    const slug = uid("ref_meter");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("ref");
+    expect(await ingestOk([event({ type, subject, data: { n: 2 } })])).toMatchObject({ accepted: 1 });
+
+    const id = { namespace: "default", subject };
+    const rows_ = JSON.stringify([["s", uid("e"), Date.now(), type, { n: 40 }, 0]]);
+    const holds = await customerStub(subject).ingest(id, { version: Number.MAX_SAFE_INTEGER }, { rows: rows_ });
+    expect(holds).toEqual({ staleConfig: true, holds: expect.any(Number) });
+    expect(await total(slug, subject)).toBe(2);
+    // The same batch with the version the object holds is counted.
+    expect(await customerStub(subject).ingest(id, { version: (holds as { holds: number }).holds }, { rows: rows_ })).toMatchObject({ accepted: 1 });
+    expect(await total(slug, subject)).toBe(42);
+  });
+
+  it("a definition change reaches an object that already counted, on its next call", async () => {
+    const type = uid("ref_type");
+    const slug = uid("ref_meter");
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("ref");
+    const e = (n: number, model: string) => event({ type, subject, data: { n, model } });
+    await ingestOk([e(1, "a"), e(2, "b")]);
+    // A second meter on the same events, created after the object last heard of the config.
+    const byModel = uid("ref_by_model");
+    await createMeter({ slug: byModel, eventType: type, aggregation: "SUM", valueProperty: "$.n", groupBy: { model: "$.model" } });
+    expect(await ingestOk([e(4, "a")])).toMatchObject({ accepted: 1 });
+    expect((await rows(byModel, { subject, groupBy: "model" })).map((r) => [r.groupBy.model, r.value]).sort()).toEqual([["a", 5], ["b", 2]]);
+    expect(await total(slug, subject)).toBe(7);
+  });
+});
