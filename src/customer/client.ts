@@ -21,7 +21,15 @@ export function customer(env: Env, id: Identity): DurableObjectStub<CustomerDO> 
  * that answers StaleConfig has done nothing, so the second call is the only one that acts.
  */
 export async function withConfig<P extends Promise<unknown>>(config: ConfigSnapshot, call: (config: ConfigRef) => P): Promise<Exclude<Awaited<P>, StaleConfig>> {
-  const first = await call({ version: config.version });
+  let first: Awaited<P> | StaleConfig;
+  try {
+    first = await call({ version: config.version });
+  } catch (e) {
+    // During a rolling deploy an object may still run code from before version-only configs, which
+    // fails reading the snapshot's meters (a TypeError, its transaction rolled back): send it whole.
+    if (!(e instanceof TypeError)) throw e;
+    first = { staleConfig: true, holds: -1 };
+  }
   if (!isStaleConfig(first)) return first as Exclude<Awaited<P>, StaleConfig>;
   const second = await call(config);
   // Cannot happen: an object applies any snapshot newer than its own.

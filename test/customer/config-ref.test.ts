@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { withConfig } from "../../src/customer/client";
 import { createMeter, customerStub, event, ingestOk, rows, total, uid } from "../helpers/api";
 
 // RPCs name the namespace's definitions by version; the snapshot travels only when an object lacks it.
@@ -33,5 +34,21 @@ describe("config by version", () => {
     expect(await ingestOk([e(4, "a")])).toMatchObject({ accepted: 1 });
     expect((await rows(byModel, { subject, groupBy: "model" })).map((r) => [r.groupBy.model, r.value]).sort()).toEqual([["a", 5], ["b", 2]]);
     expect(await total(slug, subject)).toBe(7);
+  });
+
+  it("the Worker sends the snapshot to an object that lacks the version, or that cannot read a version alone", async () => {
+    const snapshot = { version: 7, meters: [] };
+    const seen: unknown[] = [];
+    const answers: unknown[] = [{ staleConfig: true, holds: 3 }, "done"];
+    expect(await withConfig(snapshot, async (cfg) => (seen.push(cfg), answers.shift()))).toBe("done");
+    expect(seen).toEqual([{ version: 7 }, snapshot]);
+
+    // An object from before version-only configs: `config.meters.map` on undefined.
+    seen.length = 0;
+    const old = async (cfg: { meters?: unknown[] }) => (seen.push(cfg), cfg.meters!.map(() => 0).length);
+    expect(await withConfig(snapshot, old)).toBe(0);
+    expect(seen).toEqual([{ version: 7 }, snapshot]);
+
+    await expect(withConfig(snapshot, async () => Promise.reject(new RangeError("storage failed")))).rejects.toThrow("storage failed");
   });
 });
