@@ -5,16 +5,16 @@
 // 20% re-sent, through this checkout's load generator (so both see the same ids and bodies).
 //
 //   git worktree add ../edgemeter-old <commit> && ln -s "$PWD/node_modules" ../edgemeter-old/node_modules
-//   node bench/compare-builds.mjs --old ../edgemeter-old [--rounds 2] [--seconds 8] [--batch 1000]
+//   node bench/compare-builds.mjs --old ../edgemeter-old [--rounds 2] [--seconds 8] [--batch 1000] [--latency]
 //   git worktree remove ../edgemeter-old
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { load1, startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
-import { apiOf, ingestRun, setup } from "./scenarios.mjs";
+import { apiOf, ingestRun, latency, setup } from "./scenarios.mjs";
 
-const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" }, batch: { type: "string", default: "1000" } } });
+const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" }, batch: { type: "string", default: "1000" }, latency: { type: "boolean", default: false } } });
 if (!args.old) throw new Error("--old <checkout directory> is required");
 const builds = { old: path.resolve(args.old), new: path.resolve(import.meta.dirname, "..") };
 
@@ -28,6 +28,13 @@ try {
       try {
         const ctx = { gw, plan: { seconds: Number(args.seconds), warmup: 2 }, tag: `ab${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load: (label, cmd) => loader.run(name, label, cmd) };
         await setup(ctx);
+        if (args.latency) {
+          // Scenario 4 instead: check, value and the no-op round trip, sequential and interleaved.
+          ctx.plan = { ...ctx.plan, latencyRounds: 1000, latencyWarmup: 50 };
+          const r = await latency(ctx);
+          for (const [kind, x] of Object.entries(r.results)) console.log(`round ${round} · ${name} · ${kind}: p50 ${x.p50} · p90 ${x.p90} · p99 ${x.p99} ms`);
+          continue;
+        }
         for (const [label, o] of [["all new", { batch: Number(args.batch) }], ["20% re-sent", { batch: Number(args.batch), dupRate: 0.2 }]]) {
           const r = await ingestRun(ctx, `${name} ${label}`, o);
           console.log(`round ${round} · ${name} · ${args.batch}/req ${label}: ${Math.round(r.eventsPerSecond).toLocaleString("en-US")} ev/s · ${r.gatewayCpuUsPerEvent?.toFixed(1)} µs CPU/event · load average ${load1()}`);

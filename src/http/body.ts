@@ -99,8 +99,10 @@ export function jsonBody(opts: { maxBytes: number; skip: (path: string) => boole
         throw new ApiError("validation_failed", `${field}: ${problem.message}`, { errors: [{ field, message: problem.message }] });
       }
     }
-    // The route's validator parses this checked text; the original stream is consumed.
-    c.req.raw = new Request(c.req.raw, { body: text });
+    // The route's validator reads the body through c.req.json(), which takes hono's cached text: the
+    // stream is consumed, and a copy of the request just to carry the text cost more than parsing it.
+    // hono keeps promises in bodyCache (its type says the value); every JSON route's test reads it.
+    (c.req.bodyCache as { text?: Promise<string> }).text = Promise.resolve(text);
     await next();
   };
 }

@@ -1,5 +1,4 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { bodyLimit } from "hono/body-limit";
 import { customer, withConfig } from "../customer/client";
 import { database } from "../db/client";
 import { findFeature } from "../db/features";
@@ -52,16 +51,8 @@ check.openapi(
       "admit exactly min(N, L) units. A retried check with the same event (source, id) answers allowed again and consumes nothing. " +
       "A refused check answers 200 with allowed: false and stores nothing.",
     tags: ["Entitlements"],
-    middleware: [
-      requireScope("ingest"),
-      // The same cap as an ingest request: this is the other way events come in.
-      bodyLimit({
-        maxSize: LIMITS.bytesPerRequest,
-        onError: () => {
-          throw new ApiError("payload_too_large", `the body exceeds ${LIMITS.bytesPerRequest} bytes`);
-        },
-      }),
-    ] as const,
+    // The body is capped like an ingest request's (LIMITS.bytesPerRequest) by jsonBody in app.ts.
+    middleware: [requireScope("ingest")] as const,
     request: { body: { required: true, content: { "application/json": { schema: CheckRequest } } } },
     responses: {
       200: { description: "Decided", content: { "application/json": { schema: CheckResult } } },
