@@ -5,7 +5,7 @@
 // 20% re-sent, through this checkout's load generator (so both see the same ids and bodies).
 //
 //   git worktree add ../edgemeter-old <commit> && ln -s "$PWD/node_modules" ../edgemeter-old/node_modules
-//   node bench/compare-builds.mjs --old ../edgemeter-old [--rounds 2] [--seconds 8] [--batch 1000] [--latency]
+//   node bench/compare-builds.mjs --old ../edgemeter-old [--rounds 2] [--seconds 8] [--batch 1000] [--latency | --subjects 1000]
 //   git worktree remove ../edgemeter-old
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -14,7 +14,7 @@ import { load1, startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
 import { apiOf, ingestRun, latency, setup } from "./scenarios.mjs";
 
-const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" }, batch: { type: "string", default: "1000" }, latency: { type: "boolean", default: false } } });
+const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" }, batch: { type: "string", default: "1000" }, latency: { type: "boolean", default: false }, subjects: { type: "string" } } });
 if (!args.old) throw new Error("--old <checkout directory> is required");
 const builds = { old: path.resolve(args.old), new: path.resolve(import.meta.dirname, "..") };
 
@@ -35,7 +35,11 @@ try {
           for (const [kind, x] of Object.entries(r.results)) console.log(`round ${round} · ${name} · ${kind}: p50 ${x.p50} · p90 ${x.p90} · p99 ${x.p99} ms`);
           continue;
         }
-        for (const [label, o] of [["all new", { batch: Number(args.batch) }], ["20% re-sent", { batch: Number(args.batch), dupRate: 0.2 }]]) {
+        // --subjects N: scenario 3 instead (1 subject vs N, batches of --batch events; use --seconds 35 as the bench does).
+        const cases = args.subjects
+          ? [["1 subject", { batch: Number(args.batch) }], [`${args.subjects} subjects`, { batch: Number(args.batch), subjects: Number(args.subjects) }]]
+          : [["all new", { batch: Number(args.batch) }], ["20% re-sent", { batch: Number(args.batch), dupRate: 0.2 }]];
+        for (const [label, o] of cases) {
           const r = await ingestRun(ctx, `${name} ${label}`, o);
           console.log(`round ${round} · ${name} · ${args.batch}/req ${label}: ${Math.round(r.eventsPerSecond).toLocaleString("en-US")} ev/s · ${r.gatewayCpuUsPerEvent?.toFixed(1)} µs CPU/event · load average ${load1()}`);
         }
