@@ -39,13 +39,24 @@ export interface FlushReport {
   next: number | null;
 }
 
-/** Marks the windows a batch changed: one upsert of a row per (meter, window), inside the caller's transaction. */
+/** The windows marked since the last flush read them (Sql.memo: dropped with any rollback). */
+const MARKED = "snapshot-windows:marked";
+
+/**
+ * Marks the windows a batch changed: one upsert of a row per (meter, window), inside the caller's
+ * transaction. A window already marked since the last flush read is still unflushed, so it is not
+ * written again: with one event per request this was one of four rows written per event.
+ */
 export function markChanged(sql: Sql, deltas: readonly { meterId: string; minute: number }[]): void {
+  const marked = sql.memo(MARKED, () => new Set<string>());
   const pairs = new Map<string, [string, number]>();
   for (const d of deltas) {
     const w = granuleOf(d.minute);
-    pairs.set(`${d.meterId}\u0000${w}`, [d.meterId, w]);
+    const key = `${d.meterId}\u0000${w}`;
+    if (!marked.has(key)) pairs.set(key, [d.meterId, w]);
   }
+  if (pairs.size === 0) return;
+  for (const key of pairs.keys()) marked.add(key);
   for (const chunk of jsonChunks([...pairs.values()])) {
     sql.exec(
       `INSERT INTO snapshot_windows (meter_id, window_start, version, flushed, reset)
@@ -190,6 +201,8 @@ export class SnapshotFlusher {
 
   /** The read half of a flush, in one synchronous transaction: what D1 will get, as of `now`. */
   private read(id: Identity, now: number, force: boolean): { flush: SubjectFlush; windows: DirtyWindow[] } | null {
+    // What changes from here on must raise `version` past what this flush reads, so it is marked again.
+    this.sql.forget(MARKED);
     const dirty = this.sql.all<DirtyWindow>(
       "SELECT meter_id, window_start, version, reset FROM snapshot_windows WHERE version > flushed ORDER BY window_start, meter_id LIMIT ?",
       MAX_WINDOWS_PER_FLUSH + 1,

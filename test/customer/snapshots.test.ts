@@ -78,14 +78,47 @@ describe("snapshot bookkeeping and the flush job", () => {
     expect(await bookkeeping(s)).toEqual({ unflushed: [], due: null });
   });
 
-  it("costs one bookkeeping row per window a batch touches, not per event", async () => {
+  it("writes one bookkeeping row per window between flushes, not per event or per batch", async () => {
     const s = uid("cheap");
     await ingestOk(Array.from({ length: 200 }, (_, i) => ev(s, base + (i % 10) * 1000, { tokens: 1, model: "a" })));
     const b = await bookkeeping(s);
     expect(b.unflushed).toHaveLength(1);
     expect(b.unflushed[0]!.version).toBe(1);
+    // Marked already and not flushed since: the next batches write no bookkeeping row.
     await ingestOk([ev(s, base + 5000, { tokens: 1, model: "a" })]);
-    expect((await bookkeeping(s)).unflushed[0]!.version).toBe(2);
+    await ingestOk([ev(s, base + 6000, { tokens: 2, model: "a" })]);
+    expect((await bookkeeping(s)).unflushed.map((w) => w.version)).toEqual([1]);
+
+    await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("UPDATE meta SET value = 0 WHERE key = 'job:flush'"));
+    expect(await runDurableObjectAlarm(customerStub(s))).toBe(true);
+    expect((await d1Rows(s, sumMeter)).map((r) => r.sum)).toEqual([203]);
+    expect((await bookkeeping(s)).unflushed).toEqual([]);
+    // After the flush read the window, a change marks it again and reaches D1 with the next flush.
+    await ingestOk([ev(s, base + 7000, { tokens: 4, model: "a" })]);
+    expect((await bookkeeping(s)).unflushed.map((w) => w.version)).toEqual([2]);
+    await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("UPDATE meta SET value = 0 WHERE key = 'job:flush'"));
+    expect(await runDurableObjectAlarm(customerStub(s))).toBe(true);
+    expect((await d1Rows(s, sumMeter)).map((r) => r.sum)).toEqual([207]);
+  });
+
+  it("a batch rolled back after marking a window does not stop the next batch from marking it", async () => {
+    const s = uid("rolled");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("UPDATE meta SET value = 0 WHERE key = 'job:flush'"));
+    expect(await runDurableObjectAlarm(customerStub(s))).toBe(true);
+    expect((await bookkeeping(s)).unflushed).toEqual([]);
+    await runInDurableObject(customerStub(s), (instance) => {
+      const sql = (instance as unknown as { sql: Sql }).sql;
+      const w = [{ meterId: sumMeter, minute: base + 2 * MINUTE }];
+      expect(() =>
+        sql.transaction(() => {
+          markChanged(sql, w);
+          throw new Error("the batch failed");
+        }),
+      ).toThrow("the batch failed");
+      markChanged(sql, w);
+    });
+    expect((await bookkeeping(s)).unflushed.map((x) => x.window_start)).toEqual([base]);
   });
 });
 
