@@ -14,6 +14,8 @@ export function customer(env: Env, id: Identity): DurableObjectStub<CustomerDO> 
   return env.CUSTOMER.get(env.CUSTOMER.idFromName(customerName(id)));
 }
 
+const OLD_OBJECT_ERROR = /\(reading 'map'\)/;
+
 /**
  * Calls a customer object with the config version alone, and again with the whole snapshot if the
  * object does not hold that version yet (first contact, or the definitions changed since): one
@@ -26,8 +28,9 @@ export async function withConfig<P extends Promise<unknown>>(config: ConfigSnaps
     first = await call({ version: config.version });
   } catch (e) {
     // During a rolling deploy an object may still run code from before version-only configs, which
-    // fails reading the snapshot's meters (a TypeError, its transaction rolled back): send it whole.
-    if (!(e instanceof TypeError)) throw e;
+    // fails on `config.meters.map` before it writes anything (its transaction rolls back): send the
+    // snapshot. Only that error: a call that failed after it acted must not run twice.
+    if (!(e instanceof TypeError) || !OLD_OBJECT_ERROR.test(e.message)) throw e;
     first = { staleConfig: true, holds: -1 };
   }
   if (!isStaleConfig(first)) return first as Exclude<Awaited<P>, StaleConfig>;

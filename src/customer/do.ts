@@ -236,10 +236,21 @@ export class CustomerDO extends DurableObject<Env> {
    */
   protected synced<T>(config: ConfigRef, fn: () => T): T | StaleConfig {
     if (config.version > this.meters.version && config.meters === undefined) return { staleConfig: true, holds: this.meters.version };
-    return this.sql.transaction(() => {
-      this.sync(config);
-      return fn();
-    });
+    const held = this.meters.version;
+    try {
+      return this.sql.transaction(() => {
+        this.sync(config);
+        return fn();
+      });
+    } catch (e) {
+      // Definitions applied in a transaction that rolled back are not stored: memory must not keep
+      // them either, or later calls naming that version would count with meters never re-metered.
+      if (this.meters.version !== held) {
+        this.meters = loadMeters(this.sql);
+        this.notifier.reload();
+      }
+      throw e;
+    }
   }
 
   /** Queues a notification again (same webhook-id) to all or the given channels; how many deliveries were queued. */

@@ -34,8 +34,14 @@ export class Notifier {
     private readonly env: Env,
     private readonly identity: () => Identity | undefined,
   ) {
-    const stored = getMeta<string>(sql, "notify");
+    this.reload();
+  }
+
+  /** The definitions as stored: at start, and after a transaction that configured newer ones rolled back. */
+  reload(): void {
+    const stored = getMeta<string>(this.sql, "notify");
     if (stored) this.load(JSON.parse(stored) as { rules: RuleDef[]; channels: ChannelDef[] });
+    else this.load({ rules: [], channels: [] });
   }
 
   /** A newer definition set arrived (inside the sync transaction). */

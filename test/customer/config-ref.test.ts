@@ -1,4 +1,8 @@
+import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { database } from "../../src/db/client";
+import { readNamespaceConfig } from "../../src/db/config";
 import { withConfig } from "../../src/customer/client";
 import { createMeter, customerStub, event, ingestOk, rows, total, uid } from "../helpers/api";
 
@@ -50,5 +54,31 @@ describe("config by version", () => {
     expect(seen).toEqual([{ version: 7 }, snapshot]);
 
     await expect(withConfig(snapshot, async () => Promise.reject(new RangeError("storage failed")))).rejects.toThrow("storage failed");
+    // Any other TypeError may come after the object acted: not called again.
+    let calls = 0;
+    const failing = async () => {
+      calls++;
+      throw new TypeError("Cannot read properties of undefined (reading 'id')");
+    };
+    await expect(withConfig(snapshot, failing)).rejects.toThrow("reading 'id'");
+    expect(calls).toBe(1);
+  });
+
+  it("definitions applied in a transaction that rolled back are dropped from memory too", async () => {
+    const type = uid("ref_type");
+    await createMeter({ slug: uid("ref_meter"), eventType: type, aggregation: "SUM", valueProperty: "$.n" });
+    const subject = uid("ref");
+    await ingestOk([event({ type, subject, data: { n: 1 } })]);
+    const config = await readNamespaceConfig(database(env.DB), "default");
+    await runInDurableObject(customerStub(subject), (instance) => {
+      const o = instance as unknown as { meters: { version: number }; synced(c: unknown, fn: () => unknown): unknown };
+      const held = o.meters.version;
+      expect(() => o.synced({ ...config, version: held + 1000 }, () => {
+        throw new Error("the call failed after the definitions were applied");
+      })).toThrow("the call failed");
+      expect(o.meters.version).toBe(held);
+      // Naming the version it never stored, the object asks for the snapshot again.
+      expect(o.synced({ version: held + 1000 }, () => "ran")).toEqual({ staleConfig: true, holds: held });
+    });
   });
 });
