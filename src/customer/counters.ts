@@ -1,6 +1,6 @@
 import { matchesFilters } from "../domain/entitlement";
 import type { BucketAccumulator } from "../domain/metering";
-import { liveMetered, saveCounters, saveState, type EntitlementRow } from "./entitlements";
+import { liveMetered, saveCounters, saveState } from "./entitlements";
 import { grantsOf } from "./grants";
 import { ensureCurrent, rebuild } from "./segments";
 import type { Sql } from "./sql";
@@ -10,15 +10,15 @@ import type { Sql } from "./sql";
  * meter it touched. Runs inside the ingest (or check) transaction, after the buckets were written:
  * the usage of an entitlement and the buckets it is derived from change together or not at all.
  *
- * Cost on the hot path: one write per entitlement the batch touched, given `live` (liveMetered, read
- * once per batch by the caller and updated here in place, so threshold evaluation can use it next).
+ * Cost on the hot path: one write per entitlement the batch touched; the rows come from the
+ * liveMetered memo and are updated in place, so threshold evaluation reads the new counters next.
  * UNIQUE_COUNT entitlements keep no counter (distinct counts are computed per read).
  */
-export function countEntitlementUsage(sql: Sql, buckets: BucketAccumulator, now: number, live: readonly EntitlementRow[]): void {
+export function countEntitlementUsage(sql: Sql, buckets: BucketAccumulator, now: number): void {
   const deltas = buckets.deltas();
   if (deltas.length === 0) return;
   const touched = new Set(deltas.map((d) => d.meterId));
-  for (const e of live) {
+  for (const e of liveMetered(sql)) {
     const m = e.def.metered!;
     if (!touched.has(m.meterId) || m.aggregation === "UNIQUE_COUNT") continue;
     if (now >= e.segEnd) {

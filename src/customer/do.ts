@@ -15,7 +15,7 @@ import { getMeta, migrate, setMeta } from "./schema";
 import type { EntitlementCreate, EntitlementValue, GrantCreate } from "../domain/entitlement";
 import { checkAndRecord, type CheckAnswer, type CheckInput } from "./check";
 import { countEntitlementUsage, rebuildForMeters } from "./counters";
-import { listEntitlements, liveMetered, ok, toRecord, type EntitlementRecord, type Result } from "./entitlements";
+import { listEntitlements, ok, toRecord, type EntitlementRecord, type Result } from "./entitlements";
 import { grantsOf, type GrantRow } from "./grants";
 import * as ops from "./operations";
 import { ensureCurrent, resetSegment, type ResetRequest } from "./segments";
@@ -286,10 +286,8 @@ export class CustomerDO extends DurableObject<Env> {
    */
   protected counted(outcome: IngestOutcome, now: number): void {
     this.jobs.due("prune", now + PRUNE_EVERY_MS);
-    // Read once for both: the counters update these rows in place, thresholds then read them.
-    const live = liveMetered(this.sql);
-    countEntitlementUsage(this.sql, outcome.buckets, now, live);
-    this.notifier.evaluate(new Set(outcome.buckets.deltas().map((d) => d.meterId)), now, live);
+    countEntitlementUsage(this.sql, outcome.buckets, now);
+    this.notifier.evaluate(new Set(outcome.buckets.deltas().map((d) => d.meterId)), now);
     this.snapshots.changed(outcome.buckets, now);
   }
 

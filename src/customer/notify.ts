@@ -6,7 +6,7 @@ import { ruleAppliesTo, type ChannelDef, type RuleDef } from "../domain/notifica
 import { newlyCrossedThresholds, thresholdKey, type Threshold, type ThresholdSubject } from "../domain/thresholds";
 import { iso } from "../domain/time";
 import { settings, type Env } from "../env";
-import { toRecord, type EntitlementRow } from "./entitlements";
+import { liveMetered, toRecord, type EntitlementRow } from "./entitlements";
 import { grantsOf } from "./grants";
 import type { Jobs } from "./jobs";
 import { deliverDue, enqueue, nextDue, type DeliveryPolicy, type DeliveryRow } from "./outbox";
@@ -62,10 +62,10 @@ export class Notifier {
    * period fires — OpenMeter's rule, so a rule created when usage is already past a threshold fires
    * on the next event, and a lower threshold skipped by a big batch is not sent afterwards.
    */
-  evaluate(touchedMeters: ReadonlySet<string>, now: number, live: readonly EntitlementRow[]): number {
+  evaluate(touchedMeters: ReadonlySet<string>, now: number): number {
     if (!this.rules.some((r) => r.type === "entitlements.balance.threshold")) return 0;
     let enqueued = 0;
-    for (const e of live) {
+    for (const e of liveMetered(this.sql)) {
       if (!touchedMeters.has(e.def.metered!.meterId)) continue;
       const rules = this.rulesFor(e, "entitlements.balance.threshold");
       if (rules.length === 0) continue;

@@ -1,7 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { countEntitlementUsage } from "../../src/customer/counters";
-import { findEntitlement, liveMetered } from "../../src/customer/entitlements";
+import { findEntitlement } from "../../src/customer/entitlements";
 import { ingestBatch } from "../../src/customer/ingest";
 import { entitlementValue } from "../../src/customer/operations";
 import type { Sql } from "../../src/customer/sql";
@@ -91,7 +91,7 @@ describe("usage periods roll over by themselves", () => {
       x.sql.transaction(() => {
         const o = ingestBatch(x.sql, x.meters, [ev("late", s.anchor + DAY - MIN, 20), { ...ev("new", later - MIN, 3), index: 1 }], later, 35 * DAY);
         expect(o.accepted).toBe(2);
-        countEntitlementUsage(x.sql, o.buckets, later, liveMetered(x.sql));
+        countEntitlementUsage(x.sql, o.buckets, later);
       });
       expect(valueAt(x, s, later)).toMatchObject({ usage: 3, balance: 97 });
       // Counted exactly once: the counters equal the buckets of the new period.
