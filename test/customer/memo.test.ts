@@ -73,4 +73,19 @@ describe("memoised rows", () => {
     // Its usage is the buckets' (both events), not the deleted entitlement's counters.
     expect((await check({ subject: s.subject, feature: s.feature, amount: 1 })).body).toMatchObject({ allowed: true, entitlementId: again.body.id, usage: 5, balance: 15 });
   });
+
+  it("a check that only decides runs no statement once the object has read its entitlement", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 10 } });
+    await ingestOk([usage(s, { tokens: 4 })]);
+    const statements = await runInDurableObject(customerStub(s.subject), async (instance: CustomerDO) => {
+      const o = instance as unknown as { sql: Sql; meters: { version: number } };
+      const id = { namespace: "default", subject: s.subject };
+      const decide = () => instance.check(id, { version: o.meters.version }, { feature: s.feature, amount: 1, event: null });
+      expect(await decide()).toMatchObject({ ok: true, value: { allowed: true, balance: 6 } });
+      const before = o.sql.snapshot().statements;
+      expect(await decide()).toMatchObject({ ok: true, value: { allowed: true, balance: 6 } });
+      return o.sql.snapshot().statements - before;
+    });
+    expect(statements).toBe(0);
+  });
 });
