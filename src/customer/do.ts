@@ -202,15 +202,18 @@ export class CustomerDO extends DurableObject<Env> {
     if (!this.owns(id)) return unknownSubject(id);
     const now = Date.now();
     let recorded = false;
-    const r = this.synced(config, () =>
-      checkAndRecord(this.sql, this.meters.set, input, now, (events) => {
-        const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs(), this.dedupe);
-        if (o.accepted > 0) {
-          this.counted(o, now);
-          recorded = true;
-        }
-        return o;
-      }),
+    const r = this.synced(
+      config,
+      () =>
+        checkAndRecord(this.sql, this.meters.set, input, now, (events) => {
+          const o = ingestBatch(this.sql, this.meters.set, events, now, this.retentionMs(), this.dedupe);
+          if (o.accepted > 0) {
+            this.counted(o, now);
+            recorded = true;
+          }
+          return o;
+        }),
+      input.event === null ? "read" : "write",
     );
     if (recorded) await this.afterWrite(now);
     return r;
@@ -220,7 +223,7 @@ export class CustomerDO extends DurableObject<Env> {
   protected read<T>(id: Identity, config: ConfigRef, fn: (now: number) => Result<T>): Result<T> | StaleConfig {
     if (!this.owns(id)) return unknownSubject(id);
     const now = Date.now();
-    return this.synced(config, () => fn(now));
+    return this.synced(config, () => fn(now), "read");
   }
 
   protected async write<T>(config: ConfigRef, fn: (now: number) => Result<T>): Promise<Result<T> | StaleConfig> {
@@ -233,11 +236,13 @@ export class CustomerDO extends DurableObject<Env> {
   /**
    * `fn` in one transaction, after applying a newer config. Given only a version this object does not
    * hold, it answers StaleConfig and does nothing: the caller sends the snapshot (client.ts withConfig).
+   * A "read" runs outside a transaction until it writes (Sql.readsFirst), unless definitions are to be applied.
    */
-  protected synced<T>(config: ConfigRef, fn: () => T): T | StaleConfig {
+  protected synced<T>(config: ConfigRef, fn: () => T, kind: "read" | "write" = "write"): T | StaleConfig {
     if (config.version > this.meters.version && config.meters === undefined) return { staleConfig: true, holds: this.meters.version };
     const held = this.meters.version;
     try {
+      if (kind === "read" && config.version <= held) return this.sql.readsFirst(fn);
       return this.sql.transaction(() => {
         this.sync(config);
         return fn();
