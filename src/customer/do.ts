@@ -98,15 +98,16 @@ export class CustomerDO extends DurableObject<Env> {
   /** Folds the meter's buckets for a query; empty when this DO has nothing for the meter. */
   query(id: Identity, config: ConfigRef, meterId: string, spec: FoldSpec): FoldedRow[] | StaleConfig {
     if (!this.owns(id)) return [];
-    const synced = this.synced(config, () => null);
-    if (isStaleConfig(synced)) return synced;
-    const meter = this.meters.set.byId.get(meterId);
-    if (!meter) return [];
-    const from = spec.from === null ? 0 : minuteOf(spec.from);
-    const to = minuteOf(spec.to - 1) + 60_000;
-    const buckets = readBuckets(this.sql, meterId, from, to);
-    const uniques = meter.def.aggregation === "UNIQUE_COUNT" ? readUniques(this.sql, meterId, from, to) : [];
-    return foldBuckets({ ...spec, aggregation: meter.def.aggregation }, buckets, uniques);
+    const fold = (): FoldedRow[] => {
+      const meter = this.meters.set.byId.get(meterId);
+      if (!meter) return [];
+      const from = spec.from === null ? 0 : minuteOf(spec.from);
+      const to = minuteOf(spec.to - 1) + 60_000;
+      const buckets = readBuckets(this.sql, meterId, from, to);
+      const uniques = meter.def.aggregation === "UNIQUE_COUNT" ? readUniques(this.sql, meterId, from, to) : [];
+      return foldBuckets({ ...spec, aggregation: meter.def.aggregation }, buckets, uniques);
+    };
+    return this.synced(config, fold, "read");
   }
 
   events(id: Identity, q: EventListQuery): StoredEvent[] {

@@ -2,8 +2,8 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { CustomerDO } from "../../src/customer/do";
 import { Sql } from "../../src/customer/sql";
-import { customerStub, uid } from "../helpers/api";
-import { check, setup, valueOk, type Setup } from "../helpers/entitlements";
+import { api, customerStub, ingestOk, uid } from "../helpers/api";
+import { check, setup, usage, valueOk, type Setup } from "../helpers/entitlements";
 
 async function decide(s: Setup): Promise<Record<string, unknown>> {
   const r = await check({ subject: s.subject, feature: s.feature, amount: 1 });
@@ -97,5 +97,15 @@ describe("reads first", () => {
     expect(outcome.transactions.n).toBe(1);
     expect(await valueOk(s)).toMatchObject({ balance: 100 });
     expect(outcome.transactions.n).toBe(1);
+  });
+
+  it("a usage query reads without a transaction", async () => {
+    const s = await setup({ entitlement: null });
+    await ingestOk([usage(s, { tokens: 7 })]);
+    const transactions = await runInDurableObject(customerStub(s.subject), (_, state) => countTransactions(state.storage));
+    const r = await api("GET", `/api/v1/meters/${s.meter}/query?subject=${s.subject}`);
+    expect(r.status, r.text).toBe(200);
+    expect(r.body.data.map((row: { value: number }) => row.value)).toEqual([7]);
+    expect(transactions.n).toBe(0);
   });
 });
