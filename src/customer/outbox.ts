@@ -143,15 +143,17 @@ function describe(a: Attempt, policy: DeliveryPolicy): string {
 /** One signed attempt; never throws (a timeout or refused connection is an outcome, not an error). */
 export async function send(channel: ChannelDef, msgId: string, body: string, fetcher: typeof fetch, timeoutMs = DEFAULT_POLICY.timeoutMs): Promise<Attempt> {
   const started = Date.now();
-  const headers = new Headers(channel.customHeaders);
-  for (const [k, v] of Object.entries(await webhookHeaders(channel.signingSecret, msgId, Math.floor(started / 1000), body))) headers.set(k, v);
-  headers.set("content-type", "application/json");
-  headers.set("user-agent", "edgemeter-webhooks/1");
   // A timer we clear ourselves (not AbortSignal.timeout): a finished attempt must leave nothing pending
   // that would keep the Durable Object busy.
   const abort = new AbortController();
   const timer = setTimeout(() => abort.abort(), timeoutMs);
   try {
+    // Inside the try: a custom header stored before values were checked (e.g. with a line break)
+    // fails this attempt like a refused connection, instead of the whole delivery job.
+    const headers = new Headers(channel.customHeaders);
+    for (const [k, v] of Object.entries(await webhookHeaders(channel.signingSecret, msgId, Math.floor(started / 1000), body))) headers.set(k, v);
+    headers.set("content-type", "application/json");
+    headers.set("user-agent", "edgemeter-webhooks/1");
     const res = await fetcher(channel.url, { method: "POST", headers, body, redirect: "manual", signal: abort.signal });
     const text = (await res.text().catch(() => "")).slice(0, 1024);
     return { status: res.status, retryAfter: res.headers.get("retry-after"), body: text, durationMs: Date.now() - started };

@@ -40,6 +40,15 @@ export function allowedCustomHeader(name: string): boolean {
   return /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,128}$/.test(name) && !RESERVED.test(name);
 }
 
+/**
+ * A header value a webhook can carry: printable ASCII, spaces and tabs (RFC 9110 field-value without
+ * obs-text). A line break or NUL would make fetch refuse every delivery on the channel, or, sent
+ * raw, split one header into two.
+ */
+export function allowedCustomHeaderValue(value: string): boolean {
+  return /^[\t\x20-\x7e]*$/.test(value);
+}
+
 export function ruleAppliesTo(rule: RuleDef, featureId: string, featureKey: string): boolean {
   return !rule.disabled && (rule.features.length === 0 || rule.features.includes(featureId) || rule.features.includes(featureKey));
 }

@@ -12,12 +12,23 @@ export async function readCappedText(req: Request, maxBytes: number): Promise<st
   if (declared !== null && Number(declared) > maxBytes) {
     throw new ApiError("payload_too_large", `the body is ${declared} bytes; at most ${maxBytes} are accepted per request`);
   }
+  const coding = req.headers.get("content-encoding")?.trim().toLowerCase();
+  if (coding && coding !== "identity") {
+    throw new ApiError("unsupported_media_type", `Content-Encoding ${JSON.stringify(coding.slice(0, 64))} is not supported: send the body uncompressed`);
+  }
   if (!req.body) return "";
   // Framed by Content-Length (at most maxBytes, checked above; workerd holds the body to it): read
   // whole in one native call. Chunk by chunk cost ~1 ms more per 1,000-event request (41 reads of
   // ~4 KB; README "Performance"). An earlier "Cannot perform I/O on behalf of a different request"
   // under load was the config cache sharing a pending D1 read (src/db/config.ts), not this read.
-  const bytes = declared !== null && /^\d+$/.test(declared) ? new Uint8Array(await req.arrayBuffer()) : await readChunks(req.body, maxBytes);
+  let bytes: Uint8Array;
+  try {
+    bytes = declared !== null && /^\d+$/.test(declared) ? new Uint8Array(await req.arrayBuffer()) : await readChunks(req.body, maxBytes);
+  } catch (e) {
+    if (e instanceof ApiError) throw e;
+    // Malformed chunked framing, or a client that went away mid-body: the request's fault, not ours.
+    throw new ApiError("bad_request", "the body could not be read: its chunked framing is malformed, or the connection closed before it ended");
+  }
   if (bytes.byteLength > maxBytes) throw new ApiError("payload_too_large", `the body exceeds ${maxBytes} bytes, the most accepted per request`);
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(bytes);

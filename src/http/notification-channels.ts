@@ -3,7 +3,7 @@ import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
 import { findChannel, listChannelsQuery, rulesUsingChannel, saveChannel, type ChannelRow } from "../db/notifications";
 import { ulid } from "../domain/ids";
-import { allowedCustomHeader } from "../domain/notification";
+import { allowedCustomHeader, allowedCustomHeaderValue } from "../domain/notification";
 import { generateSigningSecret, isValidSigningSecret } from "../domain/signing";
 import { iso } from "../domain/time";
 import { checkWebhookUrl } from "../domain/webhook-url";
@@ -75,8 +75,9 @@ function validated(body: z.infer<typeof ChannelCreate>, allowInsecure: boolean) 
   const errors: { field: string; message: string }[] = [];
   const url = checkWebhookUrl(body.url, allowInsecure);
   if (!url.ok) errors.push({ field: "url", message: url.reason });
-  for (const name of Object.keys(body.customHeaders ?? {})) {
+  for (const [name, value] of Object.entries(body.customHeaders ?? {})) {
     if (!allowedCustomHeader(name)) errors.push({ field: `customHeaders.${name}`, message: "not a valid header name, or one edgemeter sets itself" });
+    else if (!allowedCustomHeaderValue(value)) errors.push({ field: `customHeaders.${name}`, message: "the value must be printable ASCII, spaces and tabs (no line breaks or control characters)" });
   }
   if (body.signingSecret !== undefined && !isValidSigningSecret(body.signingSecret)) {
     errors.push({ field: "signingSecret", message: "must match ^(whsec_)?[a-zA-Z0-9+/=]{32,100}$ and be base64" });

@@ -1,6 +1,7 @@
 import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { Webhook } from "standardwebhooks";
+import { send } from "../../src/customer/outbox";
 import { api, customerStub, ingestOk } from "../helpers/api";
 import { setup, usage } from "../helpers/entitlements";
 import { eventually, notifyOn, outbox, received, retryNow, SECRET } from "../helpers/notifications";
@@ -141,6 +142,20 @@ describe("threshold notifications", () => {
     await ingestOk([usage(s, { tokens: 10 })]);
     const got = await eventually(() => received(name), (r) => r.length >= 3);
     expect(got.map((r) => JSON.parse(r.body).type).sort()).toEqual(["entitlements.balance.threshold", "entitlements.balance.threshold", "entitlements.reset"]);
+  });
+});
+
+describe("one delivery attempt", () => {
+  it("a custom header value fetch refuses (stored before values were checked) fails the attempt, not the delivery job", async () => {
+    const calls: string[] = [];
+    const fetcher = (async (url: string) => (calls.push(url), new Response("ok"))) as unknown as typeof fetch;
+    const channel = { id: "c", name: "c", url: "https://example.com/hook", signingSecret: SECRET, disabled: false };
+    const bad = await send({ ...channel, customHeaders: { "x-team": "a\r\nX-Injected: 1" } }, "msg_1", "{}", fetcher);
+    expect(bad).toMatchObject({ status: "network", body: expect.stringMatching(/header/i) });
+    expect(calls).toEqual([]);
+    const good = await send({ ...channel, customHeaders: { "x-team": "billing" } }, "msg_2", "{}", fetcher);
+    expect(good).toMatchObject({ status: 200, body: "ok" });
+    expect(calls).toEqual(["https://example.com/hook"]);
   });
 });
 

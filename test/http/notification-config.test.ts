@@ -36,6 +36,19 @@ describe("notification channels", () => {
     expectProblem(await channel({ url: hook(uid("c")), customHeaders: { "bad header": "x" } }), 400, "validation_failed");
   });
 
+  it("refuses custom header values with line breaks or control characters, on create and on replace", async () => {
+    for (const value of ["a\r\nX-Injected: 1", "a\nb", "a\u0000b", "caf\u00e9"]) {
+      const res = await channel({ url: hook(uid("c")), customHeaders: { "x-team": value } });
+      expectProblem(res, 400, "validation_failed");
+      expect(res.body.errors).toEqual([{ field: "customHeaders.x-team", message: expect.stringContaining("printable ASCII") }]);
+    }
+    const ok = await channel({ url: hook(uid("c")), customHeaders: { "x-team": "billing\tteam <ops@example.com>" } });
+    expect(ok.status, ok.text).toBe(201);
+    const put = await api("PUT", `/api/v1/notification/channels/${ok.body.id}`, { body: { type: "WEBHOOK", name: "c", url: ok.body.url, customHeaders: { "x-team": "a\r\nb" } } });
+    expectProblem(put, 400, "validation_failed");
+    expect((await api("GET", `/api/v1/notification/channels/${ok.body.id}`)).body.customHeaders).toEqual({ "x-team": "billing\tteam <ops@example.com>" });
+  });
+
   it("allows http/loopback only when ALLOW_INSECURE_WEBHOOKS is set (it is, in this suite)", async () => {
     expect(env.ALLOW_INSECURE_WEBHOOKS).toBe("true");
     expect((await channel({ url: "http://127.0.0.1:9/hook" })).status).toBe(201);
