@@ -11,6 +11,7 @@ import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
 import { ApiError, errorResponses } from "./errors";
+import { page, paginated } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
   return {
@@ -110,15 +111,27 @@ features.openapi(
         includeArchived: z.enum(["true", "false"]).default("false"),
         offset: z.coerce.number().int().min(0).default(0),
         limit: z.coerce.number().int().min(1).max(1000).default(1000),
+        // As OpenMeter: page or pageSize given → the paginated envelope; neither → a plain array (offset/limit).
+        page: z.coerce.number().int().min(1).optional().openapi({ description: "Page index (from 1). With page or pageSize the answer is paginated." }),
+        pageSize: z.coerce.number().int().min(1).max(1000).optional().openapi({ description: "Items per page (default 100)." }),
+        order: z.enum(["ASC", "DESC"]).default("ASC"),
+        orderBy: z.enum(["id", "key", "name", "createdAt", "updatedAt"]).default("key"),
       }),
     },
-    responses: { 200: { description: "Features, by key", content: json(z.array(FeatureSchema)) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+    responses: {
+      200: { description: "Features, by key unless orderBy says otherwise", content: json(z.union([z.array(FeatureSchema), paginated(FeatureSchema, "FeaturePaginatedResponse")])) },
+      ...errorResponses("validation_failed", "unauthenticated", "forbidden"),
+    },
   }),
   async (c) => {
     const q = c.req.valid("query");
     const slugs = q.meterSlug === undefined ? undefined : Array.isArray(q.meterSlug) ? q.meterSlug : [q.meterSlug];
     const rows = await listFeatures(database(c.env.DB), c.get("principal").namespace, { includeArchived: q.includeArchived === "true", meterSlugs: slugs });
-    return c.json(rows.slice(q.offset, q.offset + q.limit).map(toFeatureApi), 200);
+    const key = q.orderBy;
+    const sorted = [...rows].sort((a, b) => (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0) * (q.order === "DESC" ? -1 : 1));
+    const items = sorted.map(toFeatureApi);
+    if (q.page !== undefined || q.pageSize !== undefined) return c.json(page(items, { page: q.page ?? 1, pageSize: q.pageSize ?? 100 }), 200);
+    return c.json(items.slice(q.offset, q.offset + q.limit), 200);
   },
 );
 

@@ -32,6 +32,30 @@ describe("features", () => {
     expect(ent.body.detail).toContain("archived");
   });
 
+  it("lists in pages (OpenMeter's page/pageSize envelope) and in any order; a plain array without them", async () => {
+    const meter = uid("m");
+    await createMeter({ slug: meter, eventType: "prompt", aggregation: "SUM", valueProperty: "$.tokens" });
+    const keys = [uid("f_c"), uid("f_a"), uid("f_b")];
+    for (const key of keys) expect((await api("POST", "/api/v1/features", { body: { key, name: key.slice(0, 3), meterSlug: meter } })).status).toBe(201);
+    const byKey = [...keys].sort();
+    const first = await api("GET", `/api/v1/features?meterSlug=${meter}&pageSize=2`);
+    expect(first.status, first.text).toBe(200);
+    expect(first.body).toMatchObject({ totalCount: 3, page: 1, pageSize: 2 });
+    expect(first.body.items.map((f: any) => f.key)).toEqual(byKey.slice(0, 2));
+    const second = await api("GET", `/api/v1/features?meterSlug=${meter}&pageSize=2&page=2`);
+    expect(second.body.items.map((f: any) => f.key)).toEqual(byKey.slice(2));
+    expect((await api("GET", `/api/v1/features?meterSlug=${meter}&page=3&pageSize=2`)).body.items).toEqual([]);
+    const newestFirst = await api("GET", `/api/v1/features?meterSlug=${meter}&orderBy=createdAt&order=DESC`);
+    const created = newestFirst.body.map((f: any) => f.createdAt);
+    expect(created).toEqual([...created].sort().reverse());
+    expect(newestFirst.body.map((f: any) => f.key).sort()).toEqual(byKey);
+    const byNameDesc = await api("GET", `/api/v1/features?meterSlug=${meter}&orderBy=key&order=DESC`);
+    expect(byNameDesc.body.map((f: any) => f.key)).toEqual([...byKey].reverse());
+    for (const bad of ["page=0", "page=abc", "pageSize=-1", "pageSize=1e9", "pageSize=1001", "order=UP", "orderBy=meter"]) {
+      expectProblem(await api("GET", `/api/v1/features?${bad}`), 400, "validation_failed");
+    }
+  });
+
   it("only lets SUM, COUNT, UNIQUE_COUNT and LATEST meters back a metered feature", async () => {
     const meter = uid("m");
     await createMeter({ slug: meter, eventType: "prompt", aggregation: "AVG", valueProperty: "$.tokens" });
