@@ -101,4 +101,13 @@ function daysInMonth(year: number, month: number): number {
   return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
 }
 
-export const iso = (ms: number) => new Date(ms).toISOString();
+/** The first and last instants with a four-digit year, which RFC 3339 requires. */
+export const MIN_RFC3339_MS = -62_167_219_200_000; // 0000-01-01T00:00:00.000Z
+export const MAX_RFC3339_MS = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+
+/**
+ * An instant as RFC 3339 (UTC). One computed past year 9999 (a month window or a grant expiry from
+ * input near its end) is shown as the last representable instant: toISOString would write
+ * "+010000-…", which no RFC 3339 parser reads.
+ */
+export const iso = (ms: number) => new Date(Math.min(MAX_RFC3339_MS, Math.max(MIN_RFC3339_MS, ms))).toISOString();

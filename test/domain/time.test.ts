@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { parseRfc3339 } from "../../src/domain/time";
+import { iso, parseRfc3339 } from "../../src/domain/time";
 
 // parseRfc3339 remembers the last minute it read (the events of a batch share it); these check that
 // the remembered minute never changes an answer, whatever order the strings come in.
@@ -29,5 +29,14 @@ describe("parseRfc3339", () => {
     expect(parseRfc3339("2026-11-27T03:40:99Z")).toBeNull();
     expect(parseRfc3339("2026-11-28T03:40:01Z")).toBe(Date.UTC(2026, 10, 28, 3, 40, 1));
     expect(parseRfc3339("2026-11-27T03:40:01.Z")).toBeNull();
+  });
+});
+
+describe("iso", () => {
+  it("writes every instant with a four-digit year: past 9999 (or before 0000) it shows the last (first) representable one", () => {
+    expect(iso(Date.UTC(2026, 10, 27))).toBe("2026-11-27T00:00:00.000Z");
+    expect(iso(Date.parse("9999-12-31T23:59:59.999Z"))).toBe("9999-12-31T23:59:59.999Z");
+    expect(iso(Date.parse("9999-12-31T23:59:59.999Z") + 1)).toBe("9999-12-31T23:59:59.999Z");
+    expect(iso(Date.parse("0000-01-01T00:00:00.000Z") - 86_400_000)).toBe("0000-01-01T00:00:00.000Z");
   });
 });

@@ -248,3 +248,17 @@ describe("query errors", () => {
     expectProblem(await api("POST", `/api/v1/meters/${SUM}/query`, { raw: "{not json" }), 400, "malformed_json");
   });
 });
+
+describe("instants near the end of RFC 3339", () => {
+  it("a month window that would end in year 10000 is answered with RFC 3339 times", async () => {
+    const meter = uid("m");
+    await createMeter({ slug: meter, eventType: "prompt", aggregation: "COUNT" });
+    const res = await api("GET", `/api/v1/meters/${meter}/query?from=9999-11-01T00:00:00Z&to=9999-12-31T23:59:59Z&windowSize=MONTH`);
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.to).toBe("9999-12-31T23:59:59.999Z");
+    for (const t of [res.body.from, res.body.to, ...res.body.data.flatMap((r: { windowStart: string; windowEnd: string }) => [r.windowStart, r.windowEnd])]) {
+      expect(t).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/);
+    }
+  });
+});
+
