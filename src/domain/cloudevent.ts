@@ -131,12 +131,13 @@ function plainEventTime(e: Record<string, unknown>): number | null {
 
 /**
  * True when inspectJson surely finds nothing in `v`: the same rules (depth, well-formed strings and
- * keys, no `__proto__` key) as a plain walk, without inspectJson's bookkeeping of where a problem is.
+ * keys, finite numbers, no `__proto__` key) as a plain walk, without inspectJson's bookkeeping of where a problem is.
  * Recursion is bounded by the depth limit (at most MAX_JSON_DEPTH + 1 frames). On false, inspectJson
  * runs and words the problem.
  */
 function plainShape(v: unknown, depth: number): boolean {
   if (typeof v === "string") return isWellFormedText(v);
+  if (typeof v === "number") return Number.isFinite(v);
   if (typeof v !== "object" || v === null) return true;
   if (depth > MAX_JSON_DEPTH) return false;
   if (Array.isArray(v)) {

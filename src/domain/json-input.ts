@@ -6,6 +6,8 @@
  *   overflow the stack inside the RPC and come back as a 503. This walk uses an explicit stack.
  * - Unpaired surrogates (`"\ud800"` is valid JSON): SQLite stores text as UTF-8 and turns them into
  *   U+FFFD, so two different ids or subjects would become the same stored value.
+ * - Numbers beyond ±1.8e308 (`1e400` is valid JSON): JSON.parse makes them ±Infinity, and every later
+ *   JSON.stringify (storage, RPC rows) writes null, so the value would change silently.
  * - `__proto__` keys: JSON.parse makes them ordinary own properties, but every later copy into a
  *   plain object (zod's record parsing included) drops them silently or sets a prototype, so a meter
  *   group key or a data field named `__proto__` would vanish instead of being stored.
@@ -30,6 +32,10 @@ export function inspectJson(value: unknown, maxDepth = MAX_JSON_DEPTH): JsonProb
     const [v, depth, path] = stack.pop()!;
     if (typeof v === "string") {
       if (!isWellFormedText(v)) return { path, message: "contains an unpaired UTF-16 surrogate (not well-formed Unicode)" };
+      continue;
+    }
+    if (typeof v === "number") {
+      if (!Number.isFinite(v)) return { path, message: "contains a number too large for a 64-bit float (JSON.parse reads it as Infinity, which would be stored as null)" };
       continue;
     }
     if (typeof v !== "object" || v === null) continue;
