@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { inspectJson, isWellFormedText, MAX_JSON_DEPTH } from "./json-input";
+import { inspectJson, isWellFormedText, MAX_JSON_DEPTH, type JsonProblem } from "./json-input";
 import { parseRfc3339 } from "./time";
 
 /** Chosen limits (README "Limits"): generous for real ids (UUIDs, ULIDs, URLs), small enough to keep keys cheap. */
@@ -31,7 +31,7 @@ export const subjectKey = attr(LIMITS.subjectLength);
 /**
  * CloudEvents 1.0 (JSON format) as OpenMeter accepts it: required id, source, specversion "1.0",
  * type and subject; optional time (RFC 3339) and data (a JSON object). Optional attributes may be null
- * (CloudEvents JSON format §3.1); extension attributes pass through untouched.
+ * (CloudEvents JSON format §3.1); extension attributes (see extensionIssue) pass through untouched.
  */
 export const cloudEventSchema = z.looseObject({
   id: attr(LIMITS.idLength),
@@ -46,6 +46,9 @@ export const cloudEventSchema = z.looseObject({
   datacontenttype: z.string().regex(CONTENT_TYPE, "only application/json data is accepted").nullish(),
   dataschema: z.string().min(1).nullish(),
   data: z.record(z.string(), z.unknown(), { error: "must be a JSON object" }).nullish(),
+}).superRefine((e, ctx) => {
+  const issue = extensionIssue(e);
+  if (issue) ctx.addIssue({ code: "custom", path: [issue.path], message: issue.message });
 });
 export type CloudEvent = z.output<typeof cloudEventSchema>;
 
@@ -126,7 +129,30 @@ function plainEventTime(e: Record<string, unknown>): number | null {
   if (datacontenttype != null && (typeof datacontenttype !== "string" || !CONTENT_TYPE.test(datacontenttype))) return null;
   if (dataschema != null && (typeof dataschema !== "string" || dataschema.length === 0)) return null;
   if (data != null && (typeof data !== "object" || Array.isArray(data) || Object.getPrototypeOf(data) !== Object.prototype)) return null;
+  for (const key in e) if (!CONTEXT_ATTRIBUTES.has(key) && !extensionOk(key, e[key])) return null;
   return at;
+}
+
+/** The JSON format's members that are not extension attributes (data_base64 is refused by extensionIssue). */
+const CONTEXT_ATTRIBUTES = new Set(["id", "source", "specversion", "type", "subject", "time", "datacontenttype", "dataschema", "data"]);
+const EXTENSION_NAME = /^[a-z0-9]+$/;
+const extensionOk = (name: string, value: unknown): boolean =>
+  EXTENSION_NAME.test(name) && (value === null || typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isInteger(value)));
+
+/**
+ * CloudEvents 1.0: an attribute name is lower-case ASCII letters and digits, and an extension's value
+ * is a boolean, an integer or a string (JSON format §2.2). The CloudEvents SDKs, and OpenMeter
+ * through sdk-go, refuse other events; storing them would keep attributes no reader can use.
+ */
+function extensionIssue(e: Record<string, unknown>): JsonProblem | null {
+  for (const key of Object.keys(e)) {
+    // inspectJson words a `__proto__` key the same way wherever it is.
+    if (CONTEXT_ATTRIBUTES.has(key) || key === "__proto__") continue;
+    if (key === "data_base64") return { path: key, message: "binary data is not accepted: send data as a JSON object" };
+    if (!EXTENSION_NAME.test(key)) return { path: key, message: "is not a CloudEvents attribute name (lower-case ASCII letters and digits only)" };
+    if (!extensionOk(key, e[key])) return { path: key, message: "an extension attribute must be a string, an integer or a boolean" };
+  }
+  return null;
 }
 
 /**

@@ -119,6 +119,9 @@ describe("POST /api/v1/check", () => {
     expectProblem(await check({ subject: s.subject, feature: s.feature, event: usage(s, { tokens: "lots" }) }), 400, "validation_failed");
     expectProblem(await check({ subject: s.subject, feature: s.feature, event: usage(s, {}, { time: isoAt(Date.now() + 60 * MIN) }) }), 400, "validation_failed");
     expectProblem(await check({ subject: s.subject, feature: s.feature, event: { id: "x" } }), 400, "validation_failed");
+    const badExtension = await check({ subject: s.subject, feature: s.feature, event: usage(s, {}, { myext: { a: 1 } }) });
+    expectProblem(badExtension, 400, "validation_failed");
+    expect(badExtension.body.errors[0].field).toBe("event.myext");
     expectProblem(await check({ subject: s.subject, feature: s.feature, event: usage(s, { tokens: 1, pad: "x".repeat(1_100_000) }) }), 413, "payload_too_large");
     expect(await listEvents(s.subject)).toHaveLength(0);
   });

@@ -206,6 +206,27 @@ describe("well-formed events that cannot be metered are rejected, never counted"
     expect(Date.parse(stored.event.time)).toBeGreaterThanOrEqual(before - 1000);
   });
 
+  it("accepts CloudEvents extension attributes (strings, integers, booleans, null) and refuses what the spec does not allow", async () => {
+    const subject = uid("ext");
+    const ok = ev(subject, { data: { tokens: 2 }, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", partitionkey: "p1", sequence: 5, replay: false, comexampleother: null });
+    expect(await ingestOk([ok])).toMatchObject({ accepted: 1, rejected: [] });
+    expect(await total(METER, subject)).toBe(2);
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      [{ "Bad-Name": 1 }, "Bad-Name", /attribute name/],
+      [{ traceId: "x" }, "traceId", /attribute name/],
+      [{ myext: { a: 1 } }, "myext", /string, an integer or a boolean/],
+      [{ myext: [1] }, "myext", /string, an integer or a boolean/],
+      [{ myext: 1.5 }, "myext", /string, an integer or a boolean/],
+      [{ data_base64: "AAEC" }, "data_base64", /binary data/],
+    ];
+    for (const [extra, field, message] of cases) {
+      const res = await ingest([ev(subject, { data: { tokens: 100 }, ...extra })]);
+      expectProblem(res, 400, "invalid_events");
+      expect(res.body.errors, res.text).toEqual([{ index: 0, field, message: expect.stringMatching(message) }]);
+    }
+    expect(await total(METER, subject)).toBe(2);
+  });
+
   it("accepts an event of a type no meter reads, without counting it anywhere", async () => {
     const subject = uid("unmetered");
     expect(await ingestOk([event({ type: "nobody_meters_this", subject, data: { tokens: "abc" } })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
