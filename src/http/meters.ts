@@ -33,7 +33,8 @@ export function toMeterApi(r: MeterRow) {
     slug: r.slug,
     name: r.name,
     ...(r.description !== null ? { description: r.description } : {}),
-    metadata: r.metadata ?? null,
+    // Left out when unset: OpenMeter's schemas type metadata as an object, not nullable.
+    ...(r.metadata ? { metadata: r.metadata } : {}),
     aggregation: r.aggregation as (typeof AGGREGATIONS)[number],
     eventType: r.eventType,
     ...(r.eventFrom !== null ? { eventFrom: iso(r.eventFrom) } : {}),

@@ -54,7 +54,8 @@ export const toChannelApi = (r: ChannelRow) => ({
   customHeaders: r.customHeaders,
   signingSecret: r.signingSecret,
   disabled: r.disabled,
-  metadata: r.metadata ?? null,
+  // Left out when unset: OpenMeter's schemas type metadata as an object, not nullable.
+  ...(r.metadata ? { metadata: r.metadata } : {}),
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
 });

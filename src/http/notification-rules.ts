@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
-import { findFeature } from "../db/features";
+import { findFeature, listFeatures } from "../db/features";
 import { findRule, listChannelsQuery, listRulesQuery, saveRule, toChannelDef, type RuleRow } from "../db/notifications";
 import { send } from "../customer/outbox";
 import { classifyResponse } from "../domain/backoff";
@@ -55,15 +55,16 @@ export const RuleSchema = z
   })
   .openapi("NotificationRule");
 
-export const toRuleApi = (r: RuleRow, featureKeys: ReadonlyMap<string, string> = new Map()) => ({
+export const toRuleApi = (r: RuleRow, keys: ReadonlyMap<string, string> = new Map()) => ({
   id: r.id,
   type: r.type as "entitlements.balance.threshold" | "entitlements.reset",
   name: r.name,
   disabled: r.disabled,
   channels: r.channels.map((id) => ({ id, type: "WEBHOOK" as const })),
   ...(r.type === "entitlements.balance.threshold" ? { thresholds: r.thresholds as z.infer<typeof ThresholdSchema>[] } : {}),
-  ...(r.features.length ? { features: r.features.map((id) => ({ id, key: featureKeys.get(id) ?? id })) } : {}),
-  metadata: r.metadata ?? null,
+  ...(r.features.length ? { features: r.features.map((id) => ({ id, key: keys.get(id) ?? id })) } : {}),
+  // Left out when unset: OpenMeter's schemas type metadata as an object, not nullable.
+  ...(r.metadata ? { metadata: r.metadata } : {}),
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
 });
@@ -102,6 +103,11 @@ function fromBody(body: z.infer<typeof RuleCreate>, features: string[], now: num
   };
 }
 
+/** Feature id → key for the rules' `features` (archived features included: a rule may still name one). */
+async function featureKeys(env: AppEnv["Bindings"], namespace: string): Promise<Map<string, string>> {
+  return new Map((await listFeatures(database(env.DB), namespace, { includeArchived: true })).map((f) => [f.id, f.key]));
+}
+
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const Id = z.object({ ruleId: z.string().min(1).max(64) });
 
@@ -122,7 +128,8 @@ rules.openapi(
     const rows = (await listRulesQuery(database(c.env.DB), c.get("principal").namespace)).filter(
       (r) => (q.includeDisabled === "true" || !r.disabled) && (q.channel.length === 0 || r.channels.some((ch) => q.channel.includes(ch))),
     );
-    return c.json(page(rows.map((r) => toRuleApi(r)), q), 200);
+    const keys = rows.some((r) => r.features.length) ? await featureKeys(c.env, c.get("principal").namespace) : undefined;
+    return c.json(page(rows.map((r) => toRuleApi(r, keys)), q), 200);
   },
 );
 
@@ -164,7 +171,11 @@ rules.openapi(
     request: { params: Id },
     responses: { 200: { description: "Rule", content: json(RuleSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),
-  async (c) => c.json(toRuleApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").ruleId)), 200),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const row = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
+    return c.json(toRuleApi(row, row.features.length ? await featureKeys(c.env, namespace) : undefined), 200);
+  },
 );
 
 rules.openapi(
@@ -245,6 +256,7 @@ rules.openapi(
         };
       }),
     );
-    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule), deliveryStatus, payload }, 201);
+    const keys = rule.features.length ? await featureKeys(c.env, namespace) : undefined;
+    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule, keys), deliveryStatus, payload }, 201);
   },
 );

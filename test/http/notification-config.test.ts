@@ -90,6 +90,27 @@ describe("notification rules", () => {
     expectProblem(await api("POST", "/api/v1/notification/rules", { body: { ...base, features: ["no-such-feature"], thresholds: [{ type: "NUMBER", value: 1 }] } }), 400, "validation_failed");
   });
 
+  it("names each feature by id and key wherever the rule is shown, and leaves out metadata it does not have", async () => {
+    const ch = (await channel({ url: hook(uid("k")) })).body;
+    expect(ch.metadata).toBeUndefined();
+    const key = uid("feat");
+    const feature = (await api("POST", "/api/v1/features", { body: { key, name: "f" } })).body;
+    const created = await api("POST", "/api/v1/notification/rules", {
+      body: { type: "entitlements.balance.threshold", name: "by key", channels: [ch.id], features: [key], thresholds: [{ type: "NUMBER", value: 1 }] },
+    });
+    expect(created.status, created.text).toBe(201);
+    const named = [{ id: feature.id, key }];
+    expect(created.body.features).toEqual(named);
+    expect(created.body.metadata).toBeUndefined();
+    const got = await api("GET", `/api/v1/notification/rules/${created.body.id}`);
+    expect(got.body.features).toEqual(named);
+    expect("metadata" in got.body).toBe(false);
+    const listed = await api("GET", "/api/v1/notification/rules?pageSize=1000");
+    expect(listed.body.items.find((r: { id: string }) => r.id === created.body.id).features).toEqual(named);
+    const withMeta = await api("PUT", `/api/v1/notification/channels/${ch.id}`, { body: { type: "WEBHOOK", name: "c", url: ch.url, metadata: { team: "billing" } } });
+    expect(withMeta.body.metadata).toEqual({ team: "billing" });
+  });
+
   it("accepts legacy NUMBER/PERCENT and the reset rule type; PUT replaces", async () => {
     const ch = (await channel({ url: hook(uid("g")) })).body;
     const created = await api("POST", "/api/v1/notification/rules", {
