@@ -70,13 +70,15 @@ export function createEntitlement(sql: Sql, input: EntitlementCreate, now: numbe
   const row: EntitlementRow = { ...base, ...empty, def, segStart: from, segEnd: periodContaining(anchor, up.interval, from).to };
   insertEntitlement(sql, row);
   if (mi.issueAfterReset !== null && mi.issueAfterReset > 0 && mi.defaultGrantId) {
-    // OpenMeter's default grant: effective from the start of measurement, never expires, and
-    // min = max rollover = amount, so every reset brings it back to the full amount.
+    // OpenMeter's default grant: effective from the start of measurement, min = max rollover =
+    // amount, so every reset brings it back to the full amount, and, as OpenMeter makes it (its API
+    // requires an expiration on every grant), expiring after 100 years.
     const amount = mi.issueAfterReset;
+    const expiration = { duration: "YEAR", count: 100 } as const;
     insertGrant(sql, {
       id: mi.defaultGrantId,
       entitlementId: row.id,
-      def: { amount, priority: mi.issueAfterResetPriority ?? 1, effectiveAt: from, expiration: null, expiresAt: null, minRolloverAmount: amount, maxRolloverAmount: amount, metadata: null, annotations: { issueAfterReset: true } },
+      def: { amount, priority: mi.issueAfterResetPriority ?? 1, effectiveAt: from, expiration, expiresAt: expiresAt(from, expiration), minRolloverAmount: amount, maxRolloverAmount: amount, metadata: null, annotations: { issueAfterReset: true } },
       voidedAt: null,
       createdAt: now,
       updatedAt: now,

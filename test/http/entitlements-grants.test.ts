@@ -55,7 +55,11 @@ describe("grants", () => {
     const list = await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`);
     expect(list.body).toHaveLength(1);
     expect(list.body[0]).toMatchObject({ amount: 40, priority: 3, minRolloverAmount: 40, maxRolloverAmount: 40, annotations: { issueAfterReset: true } });
-    expect(list.body[0].expiresAt).toBeUndefined();
+    // As OpenMeter makes it: an expiration (required in its API) 100 years after it takes effect.
+    const g = list.body[0];
+    expect(g.expiration).toEqual({ duration: "YEAR", count: 100 });
+    const effective = new Date(g.effectiveAt);
+    expect(g.expiresAt).toBe(new Date(Date.UTC(effective.getUTCFullYear() + 100, effective.getUTCMonth(), effective.getUTCDate(), effective.getUTCHours(), effective.getUTCMinutes())).toISOString());
     expect((await api("DELETE", `/api/v1/grants/${list.body[0].id}`)).status).toBe(204);
     expect(await valueOk(s)).toMatchObject({ balance: 0, hasAccess: false });
   });
