@@ -14,7 +14,8 @@ const ingestRoute = createRoute({
   path: "/api/v1/events",
   summary: "Ingest events (CloudEvents; OpenMeter-compatible)",
   description:
-    "Accepts `application/cloudevents+json` (one event), `application/cloudevents-batch+json` (an array) or `application/json` (either). " +
+    "Accepts `application/cloudevents+json` (one event), `application/cloudevents-batch+json` (an array) or `application/json` (either), " +
+    "or one event in CloudEvents' binary HTTP mode (`ce-*` headers, JSON data as the body). " +
     "A request with any malformed event is rejected whole (400, each bad event named by index and field). Unlike OpenMeter's empty 204, " +
     "the 202 answer says what was accepted, what was a duplicate, and what could not be metered.",
   tags: ["Events"],

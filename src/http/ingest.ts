@@ -16,11 +16,15 @@ const JSON_TYPE = "application/json";
 /** Reads an ingest body per OpenMeter's content types, and validates every event (whole request or nothing). */
 export async function readEvents(req: Request): Promise<ValidBatch> {
   const type = mediaType(req.headers.get("content-type"));
+  let items: unknown[];
+  if (req.headers.has("ce-specversion")) {
+    items = [await binaryEvent(req, type)];
+    return validated(items);
+  }
   if (type !== SINGLE && type !== BATCH && type !== JSON_TYPE) {
     throw new ApiError("unsupported_media_type", `send events as ${SINGLE}, ${BATCH} or ${JSON_TYPE} (optionally ; charset=utf-8)`);
   }
   const body = parseJson(await readCappedText(req, LIMITS.bytesPerRequest));
-  let items: unknown[];
   if (Array.isArray(body)) {
     if (type === SINGLE) throw new ApiError("validation_failed", `${SINGLE} carries one event (a JSON object); send arrays as ${BATCH}`);
     items = body;
@@ -32,6 +36,36 @@ export async function readEvents(req: Request): Promise<ValidBatch> {
   if (items.length > LIMITS.eventsPerRequest) {
     throw new ApiError("payload_too_large", `the batch has ${items.length} events; at most ${LIMITS.eventsPerRequest} are accepted per request`);
   }
+  return validated(items);
+}
+
+/**
+ * CloudEvents HTTP binding, binary content mode (what the CloudEvents SDKs' HTTP emitters send by
+ * default): the attributes are `ce-<name>` headers, percent-encoded, the body is the data and
+ * Content-Type its media type. Becomes the same event object a structured request carries, so every
+ * check applies to it alike.
+ */
+async function binaryEvent(req: Request, type: string | null): Promise<Record<string, unknown>> {
+  const event: Record<string, unknown> = {};
+  for (const [name, value] of req.headers) {
+    if (!name.startsWith("ce-")) continue;
+    try {
+      event[name.slice(3)] = decodeURIComponent(value);
+    } catch {
+      throw new ApiError("validation_failed", `header ${name}: not valid percent-encoding`, { errors: [{ field: name, message: "not valid percent-encoding" }] });
+    }
+  }
+  const text = await readCappedText(req, LIMITS.bytesPerRequest);
+  if (text.trim() === "") return event;
+  if (type === null || !/^application\/(?:[a-z0-9.!#$&^_-]+\+)?json$/.test(type)) {
+    throw new ApiError("unsupported_media_type", `a binary-mode event's data must be JSON (Content-Type application/json)${type ? `, not ${type.slice(0, 100)}` : ""}`);
+  }
+  event.data = parseJson(text);
+  event.datacontenttype = req.headers.get("content-type");
+  return event;
+}
+
+function validated(items: unknown[]): ValidBatch {
   const { events, times, issues } = validateEvents(items);
   if (issues.length > 0) {
     // The detail names the first few faults so a human sees what is wrong; `errors` lists up to 100.

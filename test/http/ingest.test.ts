@@ -227,6 +227,30 @@ describe("well-formed events that cannot be metered are rejected, never counted"
     expect(await total(METER, subject)).toBe(2);
   });
 
+  it("accepts one event in CloudEvents' binary HTTP mode (ce-* headers, percent-encoded; the data as the body), checked like any event", async () => {
+    const subject = uid("binary");
+    const id = uid("bin");
+    const headers = { "ce-specversion": "1.0", "ce-id": id, "ce-source": "sdk%20test", "ce-type": TYPE, "ce-subject": subject, "ce-time": iso(Date.now()), "ce-partitionkey": "p1" };
+    const send = (h: Record<string, string>, body?: string, type: string | null = "application/json") => api("POST", "/api/v1/events", { raw: body ?? "", type, headers: h });
+    const first = await send(headers, JSON.stringify({ tokens: 9, model: "gpt-4o" }));
+    expect(first.status, first.text).toBe(202);
+    expect(first.body).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(await total(METER, subject)).toBe(9);
+    const [stored] = await listEvents(subject);
+    expect(stored.event).toMatchObject({ id, source: "sdk test", type: TYPE, subject, data: { tokens: 9, model: "gpt-4o" } });
+    // The same (source, id) again, as a structured event: a duplicate.
+    expect(await ingestOk([{ specversion: "1.0", id, source: "sdk test", type: TYPE, subject, data: { tokens: 9 } }])).toMatchObject({ accepted: 0, duplicates: 1 });
+
+    const missing = await send({ "ce-specversion": "1.0", "ce-type": TYPE, "ce-subject": subject }, JSON.stringify({ tokens: 1 }));
+    expectProblem(missing, 400, "invalid_events");
+    expect(missing.body.errors.map((e: { field: string }) => e.field).sort()).toEqual(["id", "source"]);
+    expectProblem(await send({ ...headers, "ce-id": uid("bin") }, "tokens=1", "text/plain"), 415, "unsupported_media_type");
+    expectProblem(await send({ ...headers, "ce-id": uid("bin"), "ce-source": "bad%zz" }, JSON.stringify({ tokens: 1 })), 400, "validation_failed");
+    expectProblem(await send({ ...headers, "ce-id": uid("bin"), "ce-specversion": "0.3" }, JSON.stringify({ tokens: 1 })), 400, "invalid_events");
+    expectProblem(await send({ ...headers, "ce-id": uid("bin") }, "[1,2]"), 400, "invalid_events");
+    expect(await total(METER, subject)).toBe(9);
+  });
+
   it("accepts an event of a type no meter reads, without counting it anywhere", async () => {
     const subject = uid("unmetered");
     expect(await ingestOk([event({ type: "nobody_meters_this", subject, data: { tokens: "abc" } })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
