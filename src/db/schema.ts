@@ -57,6 +57,11 @@ export const subjects = sqliteTable(
     key: text("key").notNull(),
     id: text("id").notNull(),
     createdAt: integer("created_at").notNull(),
+    // OpenMeter's subject details (POST /api/v1/subjects); null until a client upserts them.
+    displayName: text("display_name"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown> | null>(),
+    stripeCustomerId: text("stripe_customer_id"),
+    updatedAt: integer("updated_at"),
   },
   (t) => [primaryKey({ columns: [t.namespace, t.key] })],
 );

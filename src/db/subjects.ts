@@ -1,4 +1,4 @@
-import { and, asc, eq, gt } from "drizzle-orm";
+import { and, asc, eq, gt, or } from "drizzle-orm";
 import { ulid } from "../domain/ids";
 import type { Db } from "./client";
 import { subjects } from "./schema";
@@ -21,4 +21,40 @@ export async function subjectExists(db: Db, namespace: string, key: string): Pro
 export async function subjectKeyById(db: Db, namespace: string, id: string): Promise<string | undefined> {
   const rows = await db.select({ key: subjects.key }).from(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.id, id))).limit(1);
   return rows[0]?.key;
+}
+
+export type SubjectRow = typeof subjects.$inferSelect;
+
+/** The fields an upsert sets; a field left out keeps its value (OpenMeter: "partially updated"). */
+export interface SubjectDetails {
+  displayName?: string | null;
+  metadata?: Record<string, unknown> | null;
+  stripeCustomerId?: string | null;
+}
+
+/**
+ * Creates each subject or updates the given fields of it: one statement per subject, all in one D1
+ * batch (one transaction), so a failed request stores none of them. Returns the rows, in order.
+ */
+export async function upsertSubjects(db: Db, namespace: string, items: readonly { key: string; details: SubjectDetails }[], now: number): Promise<SubjectRow[]> {
+  const statements = items.map(({ key, details }) => {
+    const set = { ...details, updatedAt: now };
+    return db
+      .insert(subjects)
+      .values({ namespace, key, id: ulid(now), createdAt: now, displayName: null, metadata: null, stripeCustomerId: null, ...set })
+      .onConflictDoUpdate({ target: [subjects.namespace, subjects.key], set })
+      .returning();
+  });
+  const results = await db.batch(statements as [(typeof statements)[number], ...(typeof statements)[number][]]);
+  return results.map((rows) => rows[0]!);
+}
+
+/** By key, else by id (OpenMeter's `{subjectIdOrKey}`). */
+export async function findSubject(db: Db, namespace: string, idOrKey: string): Promise<SubjectRow | undefined> {
+  const rows = await db.select().from(subjects).where(and(eq(subjects.namespace, namespace), or(eq(subjects.key, idOrKey), eq(subjects.id, idOrKey))));
+  return rows.find((r) => r.key === idOrKey) ?? rows[0];
+}
+
+export async function deleteSubject(db: Db, namespace: string, key: string): Promise<void> {
+  await db.delete(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.key, key)));
 }

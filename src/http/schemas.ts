@@ -31,6 +31,7 @@ export const SubjectSchema = z
     key: z.string(),
     displayName: z.string().nullable(),
     metadata: z.record(z.string(), z.unknown()).nullable(),
+    stripeCustomerId: z.string().optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
   })

@@ -1,20 +1,60 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
-import { listSubjects } from "../db/subjects";
+import { deleteSubject, findSubject, listSubjects, upsertSubjects, type SubjectRow } from "../db/subjects";
+import { subjectKey } from "../domain/cloudevent";
 import { iso } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { errorResponses } from "./errors";
+import { ApiError, errorResponses } from "./errors";
 import { SubjectSchema } from "./schemas";
 
+/**
+ * OpenMeter's subjects: every subject that has sent an event is listed; clients may also upsert a
+ * display name, metadata and a Stripe customer id (OpenMeter has deprecated these routes in favour of
+ * customers, and its SDK still calls them). Deleting a subject removes it from the list with its
+ * details; its usage stays with its Durable Object (queries by subject still answer), and an upsert
+ * lists it again.
+ */
 export const subjects = new OpenAPIHono<AppEnv>();
+
+const MAX_METADATA_BYTES = 16 * 1024;
+
+const SubjectUpsert = z
+  .object({
+    key: subjectKey,
+    displayName: z.string().max(256).nullable().optional(),
+    metadata: z
+      .record(z.string(), z.unknown())
+      .nullable()
+      .optional()
+      .refine((m) => m == null || JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as JSON`),
+    stripeCustomerId: z.string().max(256).nullable().optional(),
+    // Deprecated in OpenMeter and not kept here: accepted so that existing clients' requests pass.
+    currentPeriodStart: z.string().optional(),
+    currentPeriodEnd: z.string().optional(),
+  })
+  .openapi("SubjectUpsert");
+
+const IdOrKey = z.object({ subjectIdOrKey: z.string().min(1).max(256) });
+
+export function toSubjectApi(r: SubjectRow): z.infer<typeof SubjectSchema> {
+  return {
+    id: r.id,
+    key: r.key,
+    displayName: r.displayName ?? null,
+    metadata: r.metadata ?? null,
+    ...(r.stripeCustomerId ? { stripeCustomerId: r.stripeCustomerId } : {}),
+    createdAt: iso(r.createdAt),
+    updatedAt: iso(r.updatedAt ?? r.createdAt),
+  };
+}
 
 subjects.openapi(
   createRoute({
     method: "get",
     path: "/api/v1/subjects",
-    summary: "List the subjects that have sent events",
-    description: "A subject appears here once its first event has been stored. Page with `after` (the last key seen) and `limit`.",
+    summary: "List the subjects that have sent events or were upserted",
+    description: "A subject appears here once its first event has been stored, or once it is upserted. Page with `after` (the last key seen) and `limit`.",
     tags: ["Subjects"],
     middleware: [requireScope("read")] as const,
     request: { query: z.object({ after: z.string().max(256).optional(), limit: z.coerce.number().int().min(1).max(1000).default(1000) }) },
@@ -23,9 +63,72 @@ subjects.openapi(
   async (c) => {
     const { after, limit } = c.req.valid("query");
     const rows = await listSubjects(database(c.env.DB), c.get("principal").namespace, after, limit);
-    return c.json(
-      rows.map((r) => ({ id: r.id, key: r.key, displayName: null, metadata: null, createdAt: iso(r.createdAt), updatedAt: iso(r.createdAt) })),
-      200,
-    );
+    return c.json(rows.map(toSubjectApi), 200);
+  },
+);
+
+subjects.openapi(
+  createRoute({
+    method: "post",
+    path: "/api/v1/subjects",
+    summary: "Upsert subjects (OpenMeter, deprecated there)",
+    description: "Creates each subject, or updates the fields given (a field left out keeps its value). At most 100 per request.",
+    tags: ["Subjects"],
+    middleware: [requireScope("admin")] as const,
+    request: { body: { required: true, content: { "application/json": { schema: z.array(SubjectUpsert).min(1).max(100) } } } },
+    responses: { 200: { description: "The subjects as stored", content: { "application/json": { schema: z.array(SubjectSchema) } } }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+  }),
+  async (c) => {
+    const body = c.req.valid("json");
+    const keys = body.map((s) => s.key);
+    const twice = keys.find((k, i) => keys.indexOf(k) !== i);
+    if (twice !== undefined) throw new ApiError("validation_failed", `subject ${twice} is named twice`, { errors: [{ field: `${keys.lastIndexOf(twice)}.key`, message: "named twice in this request" }] });
+    const db = database(c.env.DB);
+    const namespace = c.get("principal").namespace;
+    const now = Date.now();
+    const items = body.map((s) => ({
+      key: s.key,
+      details: Object.fromEntries(Object.entries({ displayName: s.displayName, metadata: s.metadata, stripeCustomerId: s.stripeCustomerId }).filter(([, v]) => v !== undefined)),
+    }));
+    return c.json((await upsertSubjects(db, namespace, items, now)).map(toSubjectApi), 200);
+  },
+);
+
+subjects.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/subjects/{subjectIdOrKey}",
+    summary: "Get a subject by key or id",
+    tags: ["Subjects"],
+    middleware: [requireScope("read")] as const,
+    request: { params: IdOrKey },
+    responses: { 200: { description: "Subject", content: { "application/json": { schema: SubjectSchema } } }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const { subjectIdOrKey } = c.req.valid("param");
+    const row = await findSubject(database(c.env.DB), c.get("principal").namespace, subjectIdOrKey);
+    if (!row) throw new ApiError("not_found", `no subject ${subjectIdOrKey}`);
+    return c.json(toSubjectApi(row), 200);
+  },
+);
+
+subjects.openapi(
+  createRoute({
+    method: "delete",
+    path: "/api/v1/subjects/{subjectIdOrKey}",
+    summary: "Delete a subject's details (its usage stays)",
+    tags: ["Subjects"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: IdOrKey },
+    responses: { 204: { description: "Deleted" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const { subjectIdOrKey } = c.req.valid("param");
+    const db = database(c.env.DB);
+    const namespace = c.get("principal").namespace;
+    const row = await findSubject(db, namespace, subjectIdOrKey);
+    if (!row) throw new ApiError("not_found", `no subject ${subjectIdOrKey}`);
+    await deleteSubject(db, namespace, row.key);
+    return c.body(null, 204);
   },
 );
