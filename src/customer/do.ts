@@ -162,7 +162,7 @@ export class CustomerDO extends DurableObject<Env> {
     return this.read(id, config, (now) => ops.getEntitlement(this.sql, idOrFeature, now));
   }
 
-  async deleteEntitlement(id: Identity, config: ConfigRef, idOrFeature: string): Promise<Result<null> | StaleConfig> {
+  async deleteEntitlement(id: Identity, config: ConfigRef, idOrFeature: string): Promise<Result<{ id: string }> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => ops.deleteEntitlement(this.sql, idOrFeature, now));
   }

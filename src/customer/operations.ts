@@ -106,11 +106,12 @@ export function getEntitlement(sql: Sql, idOrFeature: string, now: number): Resu
   return e ? ok(toRecord(current(sql, e, now), now)) : NOT_FOUND_ENTITLEMENT(idOrFeature);
 }
 
-export function deleteEntitlement(sql: Sql, idOrFeature: string, now: number): Result<null> {
+/** Answers the id of the entitlement deleted (the route may name it by feature key). */
+export function deleteEntitlement(sql: Sql, idOrFeature: string, now: number): Result<{ id: string }> {
   const e = findEntitlement(sql, idOrFeature);
   if (!e) return NOT_FOUND_ENTITLEMENT(idOrFeature);
   markDeleted(sql, e.id, now);
-  return ok(null);
+  return ok({ id: e.id });
 }
 
 export function entitlementValue(sql: Sql, idOrFeature: string, time: number | null, now: number): Result<EntitlementValue & { entitlementId: string }> {

@@ -89,6 +89,27 @@ export const features = sqliteTable(
 );
 
 /**
+ * Where each entitlement lives, for OpenMeter's namespace-wide `GET /api/v1/entitlements` and
+ * `GET /api/v1/entitlements/{id}`, which name no subject. Entitlements themselves are kept in their
+ * subject's Durable Object. Written before the entitlement (as grant_index); `deleted_at` is set
+ * after the object deleted it, so a list pages over live rows only.
+ */
+export const entitlementIndex = sqliteTable(
+  "entitlement_index",
+  {
+    id: text("id").primaryKey(),
+    namespace: text("namespace").notNull(),
+    subject: text("subject").notNull(),
+    featureId: text("feature_id").notNull(),
+    featureKey: text("feature_key").notNull(),
+    type: text("type").notNull(),
+    createdAt: integer("created_at").notNull(),
+    deletedAt: integer("deleted_at"),
+  },
+  (t) => [index("entitlement_index_ns").on(t.namespace, t.createdAt)],
+);
+
+/**
  * Where each grant lives: grants are kept in their subject's Durable Object, but
  * `DELETE /api/v1/grants/{grantId}` names only the grant. Written before the grant itself, so a
  * grant is never unreachable; a row whose grant was never created only makes that id answer 404.

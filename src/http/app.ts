@@ -11,6 +11,7 @@ import { ApiError, problem, zodIssues } from "./errors";
 import { check } from "./check";
 import { debug } from "./debug";
 import { entitlements } from "./entitlements";
+import { namespaceEntitlements } from "./entitlements-namespace";
 import { events } from "./events";
 import { features } from "./features";
 import { grants } from "./grants";
@@ -63,7 +64,7 @@ const authenticateApiKey = authenticate();
 app.use("/api/*", (c, next) => (isPortalQuery(c.req.method, c.req.path) ? next() : authenticateApiKey(c, next)));
 // After authentication, so an unauthenticated caller never gets its body read. Ingest reads its own.
 app.use("/api/*", jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" }));
-for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
+for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, namespaceEntitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
 
 app.notFound((c) => problem(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
 

@@ -5,6 +5,7 @@ import type { Identity } from "../customer/do";
 import type { Result } from "../customer/entitlements";
 import { database } from "../db/client";
 import { cachedNamespaceConfig, readNamespaceConfig, type NamespaceConfig } from "../db/config";
+import { forgetEntitlementIndex, indexEntitlement, markEntitlementDeleted } from "../db/entitlement-index";
 import { findFeature, forgetGrantIndex, indexGrant } from "../db/features";
 import { findMeter } from "../db/meters";
 import { subjectKeyById } from "../db/subjects";
@@ -75,9 +76,13 @@ entitlements.openapi(
     const config = await readNamespaceConfig(db, namespace);
     const grantId = input.metered?.defaultGrantId;
     if (grantId) await indexGrant(db, { id: grantId, namespace, subject, createdAt: Date.now() });
+    await indexEntitlement(db, { id: input.id, namespace, subject, featureId: input.feature.id, featureKey: input.feature.key, type: input.type, createdAt: Date.now(), deletedAt: null });
     const r = await withConfig(config, (cfg) => stub(c, { namespace, subject }).createEntitlement({ namespace, subject }, cfg, input));
-    // Only a definite refusal frees the index row: after an error the grant may exist.
-    if (!r.ok && grantId) await forgetGrantIndex(db, namespace, [grantId]).catch(() => {});
+    // Only a definite refusal frees the index rows: after an error the entitlement and grant may exist.
+    if (!r.ok) {
+      if (grantId) await forgetGrantIndex(db, namespace, [grantId]).catch(() => {});
+      await forgetEntitlementIndex(db, namespace, input.id).catch(() => {});
+    }
     return c.json(toEntitlementApi(unwrap(r), subject), 201);
   },
 );
@@ -173,7 +178,9 @@ entitlements.openapi(
   async (c) => {
     const p = c.req.valid("param");
     const config = await namespaceConfig(c);
-    await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).deleteEntitlement(id, cfg, p.entitlementId)));
+    const r = await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).deleteEntitlement(id, cfg, p.entitlementId)));
+    // An object still running older code answers null: its entitlement then stays in the namespace-wide list.
+    if (r.value) await markEntitlementDeleted(database(c.env.DB), c.get("principal").namespace, r.value.id, Date.now());
     return c.body(null, 204);
   },
 );

@@ -1,0 +1,48 @@
+import { and, asc, count, desc, eq, inArray, isNull, or, type SQL } from "drizzle-orm";
+import type { Db } from "./client";
+import { entitlementIndex } from "./schema";
+
+export type EntitlementIndexRow = typeof entitlementIndex.$inferSelect;
+
+/** Idempotent: a retried create may index the same id again. */
+export async function indexEntitlement(db: Db, row: EntitlementIndexRow): Promise<void> {
+  await db.insert(entitlementIndex).values(row).onConflictDoNothing();
+}
+
+/** Best effort: forgets the row of an entitlement the object refused to create. */
+export async function forgetEntitlementIndex(db: Db, namespace: string, id: string): Promise<void> {
+  await db.delete(entitlementIndex).where(and(eq(entitlementIndex.namespace, namespace), eq(entitlementIndex.id, id)));
+}
+
+export async function markEntitlementDeleted(db: Db, namespace: string, id: string, at: number): Promise<void> {
+  await db.update(entitlementIndex).set({ deletedAt: at }).where(and(eq(entitlementIndex.namespace, namespace), eq(entitlementIndex.id, id), isNull(entitlementIndex.deletedAt)));
+}
+
+export async function findEntitlementIndex(db: Db, namespace: string, id: string): Promise<EntitlementIndexRow | undefined> {
+  const rows = await db.select().from(entitlementIndex).where(and(eq(entitlementIndex.namespace, namespace), eq(entitlementIndex.id, id))).limit(1);
+  return rows[0];
+}
+
+export interface EntitlementIndexQuery {
+  subjects: readonly string[];
+  /** Feature ids or keys. */
+  features: readonly string[];
+  types: readonly string[];
+  order: "ASC" | "DESC";
+  offset: number;
+  limit: number;
+}
+
+/** One page of live entitlements (oldest first unless DESC) and how many match in all. */
+export async function listEntitlementIndex(db: Db, namespace: string, q: EntitlementIndexQuery): Promise<{ rows: EntitlementIndexRow[]; total: number }> {
+  const where: SQL[] = [eq(entitlementIndex.namespace, namespace), isNull(entitlementIndex.deletedAt)];
+  if (q.subjects.length) where.push(inArray(entitlementIndex.subject, [...q.subjects]));
+  if (q.features.length) where.push(or(inArray(entitlementIndex.featureKey, [...q.features]), inArray(entitlementIndex.featureId, [...q.features]))!);
+  if (q.types.length) where.push(inArray(entitlementIndex.type, [...q.types]));
+  const by = q.order === "DESC" ? [desc(entitlementIndex.createdAt), desc(entitlementIndex.id)] : [asc(entitlementIndex.createdAt), asc(entitlementIndex.id)];
+  const [rows, total] = await Promise.all([
+    db.select().from(entitlementIndex).where(and(...where)).orderBy(...by).limit(q.limit).offset(q.offset),
+    db.select({ n: count() }).from(entitlementIndex).where(and(...where)),
+  ]);
+  return { rows, total: total[0]?.n ?? 0 };
+}

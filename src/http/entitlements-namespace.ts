@@ -1,0 +1,97 @@
+import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import { customer, withConfig } from "../customer/client";
+import type { EntitlementRecord } from "../customer/entitlements";
+import { database } from "../db/client";
+import { findEntitlementIndex, listEntitlementIndex } from "../db/entitlement-index";
+import { requireScope } from "./auth";
+import type { AppEnv } from "./context";
+import { EntitlementSchema, toEntitlementApi, unwrap } from "./entitlement-schemas";
+import { namespaceConfig } from "./entitlements";
+import { ApiError, errorResponses } from "./errors";
+import { listParam, paginated } from "./pagination";
+
+/**
+ * OpenMeter's namespace-wide entitlement routes, which name no subject. D1's entitlement_index says
+ * which subject holds each entitlement; the entitlement itself is read from that subject's Durable
+ * Object (one call per subject on a page). Entitlements created before the index existed are not
+ * listed here; the subject-scoped routes serve them.
+ */
+export const namespaceEntitlements = new OpenAPIHono<AppEnv>();
+
+const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+// 25 values per filter keeps the statement under production's 100 bound parameters.
+const ListQuery = z.object({
+  subject: listParam(25),
+  feature: listParam(25).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
+  entitlementType: listParam(3).refine((v) => v.every((t) => t === "metered" || t === "boolean" || t === "static"), "each must be metered, boolean or static"),
+  excludeInactive: z.enum(["true", "false"]).optional().openapi({ description: "Accepted; every entitlement here is active from its creation until deleted." }),
+  page: z.coerce.number().int().min(1).optional(),
+  pageSize: z.coerce.number().int().min(1).max(1000).optional(),
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  order: z.enum(["ASC", "DESC"]).default("ASC"),
+  orderBy: z.enum(["createdAt", "updatedAt"]).default("createdAt").openapi({ description: "Both order by creation time." }),
+});
+
+namespaceEntitlements.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/entitlements",
+    summary: "List the namespace's live entitlements (OpenMeter)",
+    description: "With page or pageSize the answer is OpenMeter's paginated envelope; without, a plain array (offset/limit).",
+    tags: ["Entitlements"],
+    middleware: [requireScope("read")] as const,
+    request: { query: ListQuery },
+    responses: {
+      200: { description: "Entitlements, oldest first unless order=DESC", content: json(z.union([z.array(EntitlementSchema), paginated(EntitlementSchema, "EntitlementPaginatedResponse")])) },
+      ...errorResponses("validation_failed", "unauthenticated", "forbidden"),
+    },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const namespace = c.get("principal").namespace;
+    const paged = q.page !== undefined || q.pageSize !== undefined;
+    const size = q.pageSize ?? 100;
+    const offset = paged ? ((q.page ?? 1) - 1) * size : q.offset;
+    const limit = paged ? size : q.limit;
+    const { rows, total } = await listEntitlementIndex(database(c.env.DB), namespace, { subjects: q.subject, features: q.feature, types: q.entitlementType, order: q.order, offset, limit });
+    const config = await namespaceConfig(c);
+    const bySubject = new Map<string, Map<string, EntitlementRecord>>();
+    await Promise.all(
+      [...new Set(rows.map((r) => r.subject))].map(async (subject) => {
+        const id = { namespace, subject };
+        const records = await withConfig(config, (cfg) => customer(c.env, id).listEntitlements(id, cfg, true));
+        bySubject.set(subject, new Map(records.map((r) => [r.id, r])));
+      }),
+    );
+    // A row whose entitlement the object does not hold (a create that failed after indexing) is left out.
+    const items = rows.flatMap((r) => {
+      const record = bySubject.get(r.subject)?.get(r.id);
+      return record ? [toEntitlementApi(record, r.subject)] : [];
+    });
+    if (paged) return c.json({ totalCount: total, page: q.page ?? 1, pageSize: size, items }, 200);
+    return c.json(items, 200);
+  },
+);
+
+namespaceEntitlements.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/entitlements/{entitlementId}",
+    summary: "Get an entitlement by id, whoever's it is (OpenMeter)",
+    tags: ["Entitlements"],
+    middleware: [requireScope("read")] as const,
+    request: { params: z.object({ entitlementId: z.string().min(1).max(64) }) },
+    responses: { 200: { description: "Entitlement", content: json(EntitlementSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+  }),
+  async (c) => {
+    const { entitlementId } = c.req.valid("param");
+    const namespace = c.get("principal").namespace;
+    const row = await findEntitlementIndex(database(c.env.DB), namespace, entitlementId);
+    if (!row) throw new ApiError("not_found", `no entitlement ${entitlementId}`);
+    const id = { namespace, subject: row.subject };
+    const config = await namespaceConfig(c);
+    const r = await withConfig(config, (cfg) => customer(c.env, id).getEntitlement(id, cfg, row.id));
+    return c.json(toEntitlementApi(unwrap(r), row.subject), 200);
+  },
+);

@@ -1,0 +1,55 @@
+import { describe, expect, it } from "vitest";
+import { api, createKey, expectProblem, uid } from "../helpers/api";
+import { setup } from "../helpers/entitlements";
+
+describe("namespace-wide entitlements (OpenMeter's GET /api/v1/entitlements and /{id})", () => {
+  it("lists live entitlements across subjects, filters by subject, feature and type, pages, and gets one by id alone", async () => {
+    const a = await setup({ entitlement: { issueAfterReset: 10 } });
+    const b = await setup({ entitlement: { issueAfterReset: 20 } });
+    const boolKey = uid("flag");
+    expect((await api("POST", "/api/v1/features", { body: { key: boolKey, name: "flag" } })).status).toBe(201);
+    const flag = await api("POST", `/api/v1/subjects/${a.subject}/entitlements`, { body: { type: "boolean", featureKey: boolKey } });
+    expect(flag.status, flag.text).toBe(201);
+
+    const mine = await api("GET", `/api/v1/entitlements?subject=${a.subject}&subject=${b.subject}`);
+    expect(mine.status, mine.text).toBe(200);
+    expect(mine.body.map((e: any) => e.id)).toEqual([a.entitlement.id, b.entitlement.id, flag.body.id]);
+    expect(mine.body[1]).toMatchObject({ id: b.entitlement.id, subjectKey: b.subject, featureKey: b.feature, type: "metered" });
+
+    const byFeature = await api("GET", `/api/v1/entitlements?feature=${boolKey}`);
+    expect(byFeature.body.map((e: any) => e.id)).toEqual([flag.body.id]);
+    const byType = await api("GET", `/api/v1/entitlements?subject=${a.subject}&entitlementType=boolean`);
+    expect(byType.body.map((e: any) => e.id)).toEqual([flag.body.id]);
+
+    const second = await api("GET", `/api/v1/entitlements?subject=${a.subject}&subject=${b.subject}&pageSize=2&page=2`);
+    expect(second.body).toMatchObject({ totalCount: 3, page: 2, pageSize: 2 });
+    expect(second.body.items.map((e: any) => e.id)).toEqual([flag.body.id]);
+    const newest = await api("GET", `/api/v1/entitlements?subject=${a.subject}&subject=${b.subject}&order=DESC&limit=1`);
+    expect(newest.body.map((e: any) => e.id)).toEqual([flag.body.id]);
+
+    const got = await api("GET", `/api/v1/entitlements/${b.entitlement.id}`);
+    expect(got.status, got.text).toBe(200);
+    expect(got.body).toEqual((await api("GET", `/api/v1/subjects/${b.subject}/entitlements/${b.entitlement.id}`)).body);
+    expectProblem(await api("GET", `/api/v1/entitlements/${uid("none")}`), 404, "not_found");
+
+    // Deleted (here by feature key): out of the list.
+    expect((await api("DELETE", `/api/v1/subjects/${a.subject}/entitlements/${boolKey}`)).status).toBe(204);
+    const after = await api("GET", `/api/v1/entitlements?subject=${a.subject}&subject=${b.subject}&pageSize=10`);
+    expect(after.body.totalCount).toBe(2);
+    expect(after.body.items.map((e: any) => e.id)).toEqual([a.entitlement.id, b.entitlement.id]);
+  });
+
+  it("a refused create leaves nothing listed; another namespace sees nothing; bad filters are 400", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 5 } });
+    const again = await api("POST", `/api/v1/subjects/${s.subject}/entitlements`, { body: { type: "metered", featureKey: s.feature, usagePeriod: { interval: "MONTH" } } });
+    expectProblem(again, 409, "conflict");
+    const listed = await api("GET", `/api/v1/entitlements?subject=${s.subject}&pageSize=10`);
+    expect(listed.body).toMatchObject({ totalCount: 1 });
+    const other = await createKey({ scopes: ["read"], namespace: uid("ns").toLowerCase() });
+    expect((await api("GET", `/api/v1/entitlements?subject=${s.subject}`, { key: other.key })).body).toEqual([]);
+    expectProblem(await api("GET", `/api/v1/entitlements/${s.entitlement.id}`, { key: other.key }), 404, "not_found");
+    for (const bad of ["entitlementType=gold", "page=0", "pageSize=1001", "order=UP", "limit=0"]) {
+      expectProblem(await api("GET", `/api/v1/entitlements?${bad}`), 400, "validation_failed");
+    }
+  });
+});
