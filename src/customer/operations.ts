@@ -72,9 +72,10 @@ export function createEntitlement(sql: Sql, input: EntitlementCreate, now: numbe
   if (mi.issueAfterReset !== null && mi.issueAfterReset > 0 && mi.defaultGrantId) {
     // OpenMeter's default grant: effective from the start of measurement, min = max rollover =
     // amount, so every reset brings it back to the full amount, and, as OpenMeter makes it (its API
-    // requires an expiration on every grant), expiring after 100 years.
+    // requires an expiration on every grant), expiring after 100 years — counted from now when
+    // measurement starts in the past (measureUsageFrom), so that it is never born expired.
     const amount = mi.issueAfterReset;
-    const expiration = { duration: "YEAR", count: 100 } as const;
+    const expiration = { duration: "YEAR", count: 100 + Math.max(0, new Date(now).getUTCFullYear() - new Date(from).getUTCFullYear()) } as const;
     insertGrant(sql, {
       id: mi.defaultGrantId,
       entitlementId: row.id,

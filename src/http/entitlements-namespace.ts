@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { customer, withConfig } from "../customer/client";
 import type { EntitlementRecord } from "../customer/entitlements";
 import { database } from "../db/client";
-import { findEntitlementIndex, listEntitlementIndex } from "../db/entitlement-index";
+import { findEntitlementIndex, listEntitlementIndex, markEntitlementDeleted } from "../db/entitlement-index";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { EntitlementSchema, toEntitlementApi, unwrap } from "./entitlement-schemas";
@@ -25,10 +25,11 @@ const ListQuery = z.object({
   feature: listParam(25).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
   entitlementType: listParam(3).refine((v) => v.every((t) => t === "metered" || t === "boolean" || t === "static"), "each must be metered, boolean or static"),
   excludeInactive: z.enum(["true", "false"]).optional().openapi({ description: "Accepted; every entitlement here is active from its creation until deleted." }),
+  // At most 100 per page: a page reads each of its subjects' objects (one subrequest each).
   page: z.coerce.number().int().min(1).optional(),
-  pageSize: z.coerce.number().int().min(1).max(1000).optional(),
+  pageSize: z.coerce.number().int().min(1).max(100).optional(),
   offset: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(1000).default(100),
+  limit: z.coerce.number().int().min(1).max(100).default(100),
   order: z.enum(["ASC", "DESC"]).default("ASC"),
   orderBy: z.enum(["createdAt", "updatedAt"]).default("createdAt").openapi({ description: "Both order by creation time." }),
 });
@@ -64,11 +65,19 @@ namespaceEntitlements.openapi(
         bySubject.set(subject, new Map(records.map((r) => [r.id, r])));
       }),
     );
-    // A row whose entitlement the object does not hold (a create that failed after indexing) is left out.
+    // Left out: a row whose entitlement the object does not hold (a create that failed after
+    // indexing), and one the object has deleted while the index missed it (the delete's D1 write
+    // failed, or an object or Worker on older code deleted it); the latter row is repaired.
+    const stale: { id: string; at: number }[] = [];
     const items = rows.flatMap((r) => {
       const record = bySubject.get(r.subject)?.get(r.id);
-      return record ? [toEntitlementApi(record, r.subject)] : [];
+      if (record?.deletedAt != null) stale.push({ id: r.id, at: record.deletedAt });
+      return record && record.deletedAt == null ? [toEntitlementApi(record, r.subject)] : [];
     });
+    if (stale.length) {
+      const db = database(c.env.DB);
+      c.executionCtx.waitUntil(Promise.all(stale.map((x) => markEntitlementDeleted(db, namespace, x.id, x.at))).catch((e) => console.error("entitlement index repair failed", e)));
+    }
     if (paged) return c.json({ totalCount: total, page: q.page ?? 1, pageSize: size, items }, 200);
     return c.json(items, 200);
   },

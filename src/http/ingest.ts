@@ -17,7 +17,8 @@ const JSON_TYPE = "application/json";
 export async function readEvents(req: Request): Promise<ValidBatch> {
   const type = mediaType(req.headers.get("content-type"));
   let items: unknown[];
-  if (req.headers.has("ce-specversion")) {
+  // Binary mode is told by its headers; a CloudEvents media type means structured mode whatever else is sent.
+  if (req.headers.has("ce-specversion") && type !== SINGLE && type !== BATCH) {
     items = [await binaryEvent(req, type)];
     return validated(items);
   }
@@ -57,7 +58,7 @@ async function binaryEvent(req: Request, type: string | null): Promise<Record<st
   }
   const text = await readCappedText(req, LIMITS.bytesPerRequest);
   if (text.trim() === "") return event;
-  if (type === null || !/^application\/(?:[a-z0-9.!#$&^_-]+\+)?json$/.test(type)) {
+  if (type !== JSON_TYPE) {
     throw new ApiError("unsupported_media_type", `a binary-mode event's data must be JSON (Content-Type application/json)${type ? `, not ${type.slice(0, 100)}` : ""}`);
   }
   event.data = parseJson(text);

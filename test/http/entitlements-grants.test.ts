@@ -50,6 +50,15 @@ describe("grants", () => {
     expect(await valueOk(s)).toMatchObject({ hasAccess: true, balance: 15, usage: 35, overage: 0 });
   });
 
+  it("an issueAfterReset grant measured from long ago is not born expired (its 100 years count from now)", async () => {
+    const from = new Date(Date.UTC(new Date().getUTCFullYear() - 150, 0, 1)).toISOString();
+    const s = await setup({ entitlement: { issueAfterReset: 40, usagePeriod: { interval: "YEAR", anchor: from }, measureUsageFrom: from } });
+    const [g] = (await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`)).body;
+    expect(g.expiration).toEqual({ duration: "YEAR", count: 250 });
+    expect(Date.parse(g.expiresAt)).toBeGreaterThan(Date.now() + 99 * 365 * 86_400_000);
+    expect(await valueOk(s)).toMatchObject({ hasAccess: true, balance: 40 });
+  });
+
   it("lists the issueAfterReset grant, annotated, and lets it be voided", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 40, issueAfterResetPriority: 3 } });
     const list = await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`);

@@ -208,15 +208,16 @@ describe("well-formed events that cannot be metered are rejected, never counted"
 
   it("accepts CloudEvents extension attributes (strings, integers, booleans, null) and refuses what the spec does not allow", async () => {
     const subject = uid("ext");
-    const ok = ev(subject, { data: { tokens: 2 }, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", partitionkey: "p1", sequence: 5, replay: false, comexampleother: null });
+    const ok = ev(subject, { data: { tokens: 2 }, traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", partitionkey: "p1", sequence: 2 ** 31 - 1, replay: false, comexampleother: null });
     expect(await ingestOk([ok])).toMatchObject({ accepted: 1, rejected: [] });
     expect(await total(METER, subject)).toBe(2);
     const cases: [Record<string, unknown>, string, RegExp][] = [
       [{ "Bad-Name": 1 }, "Bad-Name", /attribute name/],
       [{ traceId: "x" }, "traceId", /attribute name/],
-      [{ myext: { a: 1 } }, "myext", /string, an integer or a boolean/],
-      [{ myext: [1] }, "myext", /string, an integer or a boolean/],
-      [{ myext: 1.5 }, "myext", /string, an integer or a boolean/],
+      [{ myext: { a: 1 } }, "myext", /string, a 32-bit integer or a boolean/],
+      [{ myext: [1] }, "myext", /string, a 32-bit integer or a boolean/],
+      [{ myext: 1.5 }, "myext", /string, a 32-bit integer or a boolean/],
+      [{ myext: 2 ** 31 }, "myext", /string, a 32-bit integer or a boolean/],
       [{ data_base64: "AAEC" }, "data_base64", /binary data/],
     ];
     for (const [extra, field, message] of cases) {
@@ -248,7 +249,12 @@ describe("well-formed events that cannot be metered are rejected, never counted"
     expectProblem(await send({ ...headers, "ce-id": uid("bin"), "ce-source": "bad%zz" }, JSON.stringify({ tokens: 1 })), 400, "validation_failed");
     expectProblem(await send({ ...headers, "ce-id": uid("bin"), "ce-specversion": "0.3" }, JSON.stringify({ tokens: 1 })), 400, "invalid_events");
     expectProblem(await send({ ...headers, "ce-id": uid("bin") }, "[1,2]"), 400, "invalid_events");
-    expect(await total(METER, subject)).toBe(9);
+    expectProblem(await send({ ...headers, "ce-id": uid("bin") }, JSON.stringify({ tokens: 1 }), "application/vnd.acme+json"), 415, "unsupported_media_type");
+    // A CloudEvents media type means structured mode, whatever ce-* headers come along.
+    const structured = { specversion: "1.0", id: uid("st"), source: "s", type: TYPE, subject, data: { tokens: 4 } };
+    const mixed = await send({ ...headers, "ce-id": uid("bin") }, JSON.stringify(structured), "application/cloudevents+json");
+    expect(mixed.status, mixed.text).toBe(202);
+    expect(await total(METER, subject)).toBe(13);
   });
 
   it("accepts an event of a type no meter reads, without counting it anywhere", async () => {
