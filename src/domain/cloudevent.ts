@@ -137,7 +137,7 @@ function plainEventTime(e: Record<string, unknown>): number | null {
 const CONTEXT_ATTRIBUTES = new Set(["id", "source", "specversion", "type", "subject", "time", "datacontenttype", "dataschema", "data"]);
 const EXTENSION_NAME = /^[a-z0-9]+$/;
 const extensionOk = (name: string, value: unknown): boolean =>
-  EXTENSION_NAME.test(name) && (value === null || typeof value === "string" || typeof value === "boolean" || (typeof value === "number" && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31));
+  EXTENSION_NAME.test(name) && (value === null || (typeof value === "string" && !CONTROL.test(value)) || typeof value === "boolean" || (typeof value === "number" && Number.isInteger(value) && value >= -(2 ** 31) && value < 2 ** 31));
 
 /**
  * CloudEvents 1.0: an attribute name is lower-case ASCII letters and digits, and an extension's value
@@ -150,7 +150,7 @@ function extensionIssue(e: Record<string, unknown>): JsonProblem | null {
     if (CONTEXT_ATTRIBUTES.has(key) || key === "__proto__") continue;
     if (key === "data_base64") return { path: key, message: "binary data is not accepted: send data as a JSON object" };
     if (!EXTENSION_NAME.test(key)) return { path: key, message: "is not a CloudEvents attribute name (lower-case ASCII letters and digits only)" };
-    if (!extensionOk(key, e[key])) return { path: key, message: "an extension attribute must be a string, a 32-bit integer or a boolean" };
+    if (!extensionOk(key, e[key])) return { path: key, message: "an extension attribute must be a string (without control characters), a 32-bit integer or a boolean" };
   }
   return null;
 }

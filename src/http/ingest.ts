@@ -48,13 +48,23 @@ export async function readEvents(req: Request): Promise<ValidBatch> {
  */
 async function binaryEvent(req: Request, type: string | null): Promise<Record<string, unknown>> {
   const event: Record<string, unknown> = {};
+  const refuse = (name: string, message: string) => {
+    throw new ApiError("validation_failed", `header ${name}: ${message}`, { errors: [{ field: name, message }] });
+  };
   for (const [name, value] of req.headers) {
     if (!name.startsWith("ce-")) continue;
+    // Fetch joins a repeated header with ", ". A sender following the binding percent-encodes
+    // spaces, so a literal ", " means the attribute was sent twice: which one is meant is unknown.
+    if (value.includes(", ")) refuse(name, "sent more than once, or not percent-encoded (a space is sent as %20)");
+    let decoded = "";
     try {
-      event[name.slice(3)] = decodeURIComponent(value);
+      decoded = decodeURIComponent(value);
     } catch {
-      throw new ApiError("validation_failed", `header ${name}: not valid percent-encoding`, { errors: [{ field: name, message: "not valid percent-encoding" }] });
+      refuse(name, "not valid percent-encoding");
     }
+    // defineProperty: an attribute named __proto__ must become a key that the checks then refuse,
+    // not a prototype assignment that silently drops it.
+    Object.defineProperty(event, name.slice(3), { value: decoded, enumerable: true, writable: true, configurable: true });
   }
   const text = await readCappedText(req, LIMITS.bytesPerRequest);
   if (text.trim() === "") return event;
