@@ -8,7 +8,7 @@ import type { AppEnv } from "./context";
 import { EntitlementSchema, toEntitlementApi, unwrap } from "./entitlement-schemas";
 import { namespaceConfig } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
-import { listParam, paginated } from "./pagination";
+import { listParam, pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
 
 /**
  * OpenMeter's namespace-wide entitlement routes, which name no subject. D1's entitlement_index says
@@ -26,10 +26,7 @@ const ListQuery = z.object({
   entitlementType: listParam(3).refine((v) => v.every((t) => t === "metered" || t === "boolean" || t === "static"), "each must be metered, boolean or static"),
   excludeInactive: z.enum(["true", "false"]).optional().openapi({ description: "Accepted; every entitlement here is active from its creation until deleted." }),
   // At most 100 per page: a page reads each of its subjects' objects (one subrequest each).
-  page: z.coerce.number().int().min(1).optional(),
-  pageSize: z.coerce.number().int().min(1).max(100).optional(),
-  offset: z.coerce.number().int().min(0).default(0),
-  limit: z.coerce.number().int().min(1).max(100).default(100),
+  ...pageOrRange(100, 100),
   order: z.enum(["ASC", "DESC"]).default("ASC"),
   orderBy: z.enum(["createdAt", "updatedAt"]).default("createdAt").openapi({ description: "Both order by creation time." }),
 });
@@ -51,11 +48,7 @@ namespaceEntitlements.openapi(
   async (c) => {
     const q = c.req.valid("query");
     const namespace = c.get("principal").namespace;
-    const paged = q.page !== undefined || q.pageSize !== undefined;
-    const size = q.pageSize ?? 100;
-    const offset = paged ? ((q.page ?? 1) - 1) * size : q.offset;
-    const limit = paged ? size : q.limit;
-    const { rows, total } = await listEntitlementIndex(database(c.env.DB), namespace, { subjects: q.subject, features: q.feature, types: q.entitlementType, order: q.order, offset, limit });
+    const { rows, total } = await listEntitlementIndex(database(c.env.DB), namespace, { subjects: q.subject, features: q.feature, types: q.entitlementType, order: q.order, ...rangeOf(q) });
     const config = await namespaceConfig(c);
     const bySubject = new Map<string, Map<string, EntitlementRecord>>();
     await Promise.all(
@@ -78,8 +71,7 @@ namespaceEntitlements.openapi(
       const db = database(c.env.DB);
       c.executionCtx.waitUntil(Promise.all(stale.map((x) => markEntitlementDeleted(db, namespace, x.id, x.at))).catch((e) => console.error("entitlement index repair failed", e)));
     }
-    if (paged) return c.json({ totalCount: total, page: q.page ?? 1, pageSize: size, items }, 200);
-    return c.json(items, 200);
+    return c.json(pageOrArray(q, items, total), 200);
   },
 );
 

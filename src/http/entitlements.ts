@@ -179,9 +179,8 @@ entitlements.openapi(
     const p = c.req.valid("param");
     const config = await namespaceConfig(c);
     const r = await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).deleteEntitlement(id, cfg, p.entitlementId)));
-    // An object still running older code answers null: its entitlement then stays in the namespace-wide list.
-    // The object has deleted it: a failed index write must not turn that into a 500 (the namespace
-    // list skips and repairs a row whose entitlement is deleted).
+    // The object has deleted it: a failed index write must not turn that into a 500, and an object on
+    // older code answers null. Either way the namespace list skips and repairs the row.
     if (r.value) await markEntitlementDeleted(database(c.env.DB), c.get("principal").namespace, r.value.id, Date.now()).catch((e) => console.error("entitlement index: marking a deletion failed", e));
     return c.body(null, 204);
   },

@@ -11,7 +11,7 @@ import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
 import { ApiError, errorResponses } from "./errors";
-import { page, paginated } from "./pagination";
+import { pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
   return {
@@ -109,11 +109,7 @@ features.openapi(
       query: z.object({
         meterSlug: z.union([z.string(), z.array(z.string()).max(50)]).optional().openapi({ description: "Only features of these meters (repeat the parameter)." }),
         includeArchived: z.enum(["true", "false"]).default("false"),
-        offset: z.coerce.number().int().min(0).default(0),
-        limit: z.coerce.number().int().min(1).max(1000).default(1000),
-        // As OpenMeter: page or pageSize given → the paginated envelope; neither → a plain array (offset/limit).
-        page: z.coerce.number().int().min(1).optional().openapi({ description: "Page index (from 1). With page or pageSize the answer is paginated." }),
-        pageSize: z.coerce.number().int().min(1).max(1000).optional().openapi({ description: "Items per page (default 100)." }),
+        ...pageOrRange(1000, 1000),
         order: z.enum(["ASC", "DESC"]).default("ASC"),
         orderBy: z.enum(["id", "key", "name", "createdAt", "updatedAt"]).default("key"),
       }),
@@ -129,9 +125,8 @@ features.openapi(
     const rows = await listFeatures(database(c.env.DB), c.get("principal").namespace, { includeArchived: q.includeArchived === "true", meterSlugs: slugs });
     const key = q.orderBy;
     const sorted = [...rows].sort((a, b) => (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0) * (q.order === "DESC" ? -1 : 1));
-    const items = sorted.map(toFeatureApi);
-    if (q.page !== undefined || q.pageSize !== undefined) return c.json(page(items, { page: q.page ?? 1, pageSize: q.pageSize ?? 100 }), 200);
-    return c.json(items.slice(q.offset, q.offset + q.limit), 200);
+    const { offset, limit } = rangeOf(q);
+    return c.json(pageOrArray(q, sorted.slice(offset, offset + limit).map(toFeatureApi), sorted.length), 200);
   },
 );
 

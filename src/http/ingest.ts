@@ -16,16 +16,13 @@ const JSON_TYPE = "application/json";
 /** Reads an ingest body per OpenMeter's content types, and validates every event (whole request or nothing). */
 export async function readEvents(req: Request): Promise<ValidBatch> {
   const type = mediaType(req.headers.get("content-type"));
-  let items: unknown[];
   // Binary mode is told by its headers; a CloudEvents media type means structured mode whatever else is sent.
-  if (req.headers.has("ce-specversion") && type !== SINGLE && type !== BATCH) {
-    items = [await binaryEvent(req, type)];
-    return validated(items);
-  }
+  if (req.headers.has("ce-specversion") && type !== SINGLE && type !== BATCH) return validated([await binaryEvent(req, type)]);
   if (type !== SINGLE && type !== BATCH && type !== JSON_TYPE) {
     throw new ApiError("unsupported_media_type", `send events as ${SINGLE}, ${BATCH} or ${JSON_TYPE} (optionally ; charset=utf-8)`);
   }
   const body = parseJson(await readCappedText(req, LIMITS.bytesPerRequest));
+  let items: unknown[];
   if (Array.isArray(body)) {
     if (type === SINGLE) throw new ApiError("validation_failed", `${SINGLE} carries one event (a JSON object); send arrays as ${BATCH}`);
     items = body;

@@ -15,6 +15,37 @@ export function page<T>(all: readonly T[], p: { page: number; pageSize: number }
   return { totalCount: all.length, page: p.page, pageSize: p.pageSize, items: all.slice(start, start + p.pageSize) };
 }
 
+/**
+ * Lists that OpenMeter answers either way: with `page` or `pageSize`, its paginated envelope; with
+ * neither, a plain array of `offset`/`limit`. `max` bounds a page and a limit alike.
+ */
+export const pageOrRange = (max: number, defaultLimit: number) => ({
+  page: z.coerce.number().int().min(1).optional().openapi({ description: "Page index (from 1). With page or pageSize the answer is paginated." }),
+  pageSize: z.coerce.number().int().min(1).max(max).optional().openapi({ description: "Items per page (default 100)." }),
+  offset: z.coerce.number().int().min(0).default(0),
+  limit: z.coerce.number().int().min(1).max(max).default(defaultLimit),
+});
+
+export interface PageOrRange {
+  page?: number;
+  pageSize?: number;
+  offset: number;
+  limit: number;
+}
+
+/** Which rows a pageOrRange query asks for. */
+export function rangeOf(q: PageOrRange): { offset: number; limit: number } {
+  if (q.page === undefined && q.pageSize === undefined) return { offset: q.offset, limit: q.limit };
+  const size = q.pageSize ?? 100;
+  return { offset: ((q.page ?? 1) - 1) * size, limit: size };
+}
+
+/** The answer to a pageOrRange query, given the rows of its range and how many match in all. */
+export function pageOrArray<T>(q: PageOrRange, items: T[], totalCount: number) {
+  if (q.page === undefined && q.pageSize === undefined) return items;
+  return { totalCount, page: q.page ?? 1, pageSize: q.pageSize ?? 100, items };
+}
+
 /** A repeated or comma-less query parameter read as a list (`?rule=a&rule=b`). */
 export const listParam = (max: number) =>
   z

@@ -68,6 +68,23 @@ describe("the Durable Object's Sql wrapper", () => {
   });
 });
 
+describe("what a Durable Object's SQLite refuses", () => {
+  // README "Performance" (duplicates): the page cache cannot be tuned from code.
+  it("PRAGMA cache_size, read or set, is not authorised", async () => {
+    const errors = await inDO((sql) =>
+      ["PRAGMA cache_size", "PRAGMA cache_size = -20000"].map((q) => {
+        try {
+          sql.all(q);
+          return "ran";
+        } catch (e) {
+          return String(e);
+        }
+      }),
+    );
+    expect(errors).toEqual([expect.stringContaining("SQLITE_AUTH"), expect.stringContaining("SQLITE_AUTH")]);
+  });
+});
+
 describe("the guarded D1 binding", () => {
   const db = guardD1(env.DB);
 
