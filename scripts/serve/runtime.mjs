@@ -110,6 +110,9 @@ export async function startServer({ buildDir, manifest, dataDir, host, port, var
       host: direct ? "127.0.0.1" : host,
       port: direct ? 0 : port,
       logRequests: false,
+      // Cron dispatch goes through this socket (scheduleCrons). Only in direct mode, where it is
+      // miniflare's own loopback socket: in entry mode it is the public one.
+      unsafeTriggerHandlers: direct,
       // Profiling only (README "Performance"): Chrome DevTools protocol on 127.0.0.1 for CPU profiles.
       ...(inspectorPort ? { inspectorPort } : {}),
       workers: [
@@ -156,7 +159,8 @@ export async function startServer({ buildDir, manifest, dataDir, host, port, var
     throw err;
   }
   const url = (direct ? await mf.unsafeGetDirectURL(manifest.name) : await mf.ready).href.replace(/\/$/, "");
-  const crons = scheduleCrons(mf, manifest.crons, onCronError);
+  // Entry mode (bench/serve-compare.mjs only) runs no crons: see unsafeTriggerHandlers above.
+  const crons = scheduleCrons(mf, direct ? manifest.crons : [], onCronError);
 
   async function stop(graceMs = 10_000) {
     if (stopping) return stopping;
@@ -181,6 +185,11 @@ export async function startServer({ buildDir, manifest, dataDir, host, port, var
  * wrangler.toml [triggers] crons is scheduled here with croner, in UTC as on Cloudflare, and
  * dispatched to the Worker's scheduled() handler. A run that is still going when the next is due
  * is not doubled (protect); a missed run (process down) is not caught up, as on Cloudflare.
+ *
+ * Dispatched by an ordinary (async) request to miniflare's trigger path, never through
+ * `mf.getWorker()`: that proxy blocks Node's main thread (Atomics.wait) until workerd answers, and
+ * a workerd whose log output filled the pipe meanwhile waits for Node to read it. The two then wait
+ * for each other forever: the server hung, SIGTERM included (serve-runtime.e2e.test.ts).
  */
 function scheduleCrons(mf, expressions, onError) {
   let stopped = false;
@@ -193,8 +202,9 @@ function scheduleCrons(mf, expressions, onError) {
     (cron) =>
       new Cron(cron, { timezone: "Etc/UTC", protect: true }, async (self) => {
         try {
-          const worker = await mf.getWorker();
-          const result = await worker.scheduled({ cron, scheduledTime: self.currentRun() ?? new Date() });
+          const at = (self.currentRun() ?? new Date()).getTime();
+          const res = await mf.dispatchFetch(`http://localhost/cdn-cgi/local/scheduled?format=json&cron=${encodeURIComponent(cron)}&time=${at}`);
+          const result = await res.json();
           if (result.outcome !== "ok") report(cron, `outcome ${result.outcome}`);
         } catch (err) {
           report(cron, err?.message ?? err);

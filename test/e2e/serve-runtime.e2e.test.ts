@@ -1,7 +1,8 @@
 // What `npm run serve`'s runtime (scripts/serve/runtime.mjs) promises beyond serving requests,
 // shown on a tiny fixture Worker whose timings the test controls (the edgemeter scenarios are in
 // serve.e2e.test.ts): D1 migrations apply once, cron triggers fire, a Durable Object alarm armed
-// before a SIGKILL fires after the restart, and SIGTERM lets a request in flight finish.
+// before a SIGKILL fires after the restart, SIGTERM lets a request in flight finish, and a Worker
+// that logs more than a pipe holds while a cron is dispatched does not hang the server.
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -46,12 +47,12 @@ async function start(dataDir: string, port: number): Promise<Running> {
   const exited = new Promise<number | null>((resolve) => proc.once("exit", (code) => resolve(code)));
   const up = new Promise<RegExpMatchArray>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
-      output += chunk;
+      output = (output + chunk).slice(-65_536); // the log-flood test writes hundreds of MB
       const m = /^up (\S+) applied=(.*)$/m.exec(output);
       if (m) resolve(m);
     };
     proc.stdout!.on("data", onData);
-    proc.stderr!.on("data", (c) => (output += c));
+    proc.stderr!.on("data", (c) => (output = (output + c).slice(-65_536)));
     void exited.then((code) => reject(new Error(`fixture exited (${code}) before it was up:\n${output}`)));
   });
   const m = await Promise.race([up, sleep(60_000).then(() => Promise.reject(new Error(`fixture not up after 60 s:\n${output}`)))]);
@@ -103,6 +104,23 @@ describe("serve runtime (scripts/serve/runtime.mjs)", () => {
     await sleep(300);
     process.kill(r.proc.pid!, "SIGTERM");
     expect(await slow).toEqual([200, "slow done"]);
+    expect(await r.exited).toBe(0);
+    await waitGroupGone(r.proc.pid!);
+  });
+
+  it("keeps serving and firing crons while the Worker logs more than a pipe holds", async () => {
+    const r = await start(dataDir, await freePort());
+    const before = (await state(r)).crons;
+    // ~2 MB of log lines per request for 4 s: every cron dispatch (one a second) meets a full pipe.
+    // Dispatched through miniflare's blocking proxy, this hung workerd and Node for good.
+    const until = Date.now() + 4_000;
+    while (Date.now() < until) {
+      const res = await fetch(`${r.url}/log?lines=2000`, { signal: AbortSignal.timeout(10_000) });
+      expect(await res.text()).toBe("logged");
+    }
+    const after = await eventually(() => state(r), (s) => s.crons >= before + 3);
+    expect(after.crons).toBeGreaterThanOrEqual(before + 3);
+    process.kill(r.proc.pid!, "SIGTERM");
     expect(await r.exited).toBe(0);
     await waitGroupGone(r.proc.pid!);
   });
