@@ -87,6 +87,7 @@ async function main() {
   const configCacheSeconds = opts.quick ? 1 : 5;
   const env = {
     BENCH_PARSE_ONLY: "true",
+    LOG_SNAPSHOT_FLUSHES: "true", // scenario 6 reads the flush lines
     // One admin key sends all the load: the per-key rate limit (src/http/auth.ts) would cap the bench.
     RATE_LIMIT_ENABLED: "false",
     // Quick mode shortens both so that it fits in a minute; the full run keeps the defaults.

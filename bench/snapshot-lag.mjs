@@ -39,7 +39,7 @@ const number = (name, v) => {
 const lag = { subjects: number("subjects", a.subjects), batch: number("batch", a.batch), everyMs: number("every-ms", a["every-ms"]), seconds: number("seconds", a.seconds) };
 const interval = a.interval === undefined ? undefined : number("interval", a.interval);
 
-const gw = await startGateway({ env: interval === undefined ? {} : { SNAPSHOT_INTERVAL_SECONDS: String(interval) } });
+const gw = await startGateway({ env: { LOG_SNAPSHOT_FLUSHES: "true", ...(interval === undefined ? {} : { SNAPSHOT_INTERVAL_SECONDS: String(interval) }) } });
 try {
   const api = apiOf(gw);
   await api("POST", "/api/v1/meters", { slug: LAG_METER, eventType: LAG_TYPE, aggregation: "SUM", valueProperty: "$.n", groupBy: { model: "$.model" } });

@@ -17,6 +17,7 @@ export interface EdgemeterEnv {
   WEBHOOK_TIMEOUT_MS?: string;
   WEBHOOK_RETRY_SCALE?: string;
   BENCH_PARSE_ONLY?: string;
+  LOG_SNAPSHOT_FLUSHES?: string;
 }
 
 export type Env = EdgemeterEnv;
@@ -55,6 +56,12 @@ export const settingsSchema = z.object({
   WEBHOOK_RETRY_SCALE: z.coerce.number().gt(0).max(1).optional().transform((v) => v ?? 1),
   // POST /bench/parse-only, the benchmark's runtime ceiling (src/http/debug.ts). Off in production.
   BENCH_PARSE_ONLY: flag,
+  /**
+   * One log line per snapshot flush that carried data (what bench/snapshot-lag.mjs sums up). Off by
+   * default: that is a line per active customer per SNAPSHOT_INTERVAL_SECONDS, which at 100,000
+   * customers is thousands of lines a second of log volume (and of Workers Logs billing).
+   */
+  LOG_SNAPSHOT_FLUSHES: flag,
 });
 export type Settings = z.output<typeof settingsSchema>;
 

@@ -21,7 +21,7 @@ import * as ops from "./operations";
 import { ensureCurrent, resetSegment, type ResetRequest } from "./segments";
 import { Notifier } from "./notify";
 import { resend } from "./outbox";
-import { SnapshotFlusher, type FlushReport } from "./snapshots";
+import { forgetOldWindows, SnapshotFlusher, type FlushReport } from "./snapshots";
 import { Sql, type SqlCounters } from "./sql";
 
 export interface Identity {
@@ -280,7 +280,10 @@ export class CustomerDO extends DurableObject<Env> {
   override async alarm(): Promise<void> {
     this.alarms++;
     await this.jobs.run({
-      prune: (now) => (pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null),
+      prune: (now) => {
+        forgetOldWindows(this.sql, now, this.retentionMs());
+        return pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null;
+      },
       deliver: (now) => this.notifier.deliver(now),
       flush: () => this.snapshots.job(),
     });

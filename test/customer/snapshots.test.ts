@@ -1,7 +1,9 @@
 import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
-import { beforeAll, describe, expect, it } from "vitest";
-import { markChanged } from "../../src/customer/snapshots";
+import { beforeAll, describe, expect, it, vi } from "vitest";
+import { Jobs } from "../../src/customer/jobs";
+import { getMeta } from "../../src/customer/schema";
+import { markChanged, SnapshotFlusher } from "../../src/customer/snapshots";
 import { Sql } from "../../src/customer/sql";
 import { database } from "../../src/db/client";
 import { StatementLimitError } from "../../src/db/guard";
@@ -64,6 +66,7 @@ describe("snapshot bookkeeping and the flush job", () => {
     expect(await d1Rows(s, sumMeter)).toEqual([]);
 
     // Make the job due now, then let the alarm run it.
+    const flushedAt = Date.now();
     await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("UPDATE meta SET value = 0 WHERE key = 'job:flush'"));
     expect(await runDurableObjectAlarm(customerStub(s))).toBe(true);
 
@@ -74,7 +77,25 @@ describe("snapshot bookkeeping and the flush job", () => {
     ]);
     expect(rows[0]!.latest).toBe(3);
     expect(await d1State(s)).toMatchObject({ seq: 1, pending: 0 });
-    // Nothing left: the job is gone and every window is flushed.
+    // Every window is flushed; the job stays due one interval on while flushes carry data, so the
+    // next batch neither writes its row nor moves the alarm.
+    const after = await bookkeeping(s);
+    expect(after.unflushed).toEqual([]);
+    expect(after.due).toBeGreaterThanOrEqual(flushedAt + 30_000);
+    expect(after.due).toBeLessThanOrEqual(Date.now() + 30_000);
+    await ingestOk([ev(s, base + 3 * MINUTE, { tokens: 1, model: "a" })]);
+    expect((await bookkeeping(s)).due).toBe(after.due);
+
+    // That batch is flushed at the next run; the run after, with nothing to send, ends the job.
+    const runNow = async () => {
+      await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("UPDATE meta SET value = 0 WHERE key = 'job:flush'"));
+      expect(await runDurableObjectAlarm(customerStub(s))).toBe(true);
+    };
+    await runNow();
+    expect((await d1State(s))!.seq).toBe(2);
+    expect((await bookkeeping(s)).due).not.toBeNull();
+    await runNow();
+    expect((await d1State(s))!.seq).toBe(2); // nothing sent
     expect(await bookkeeping(s)).toEqual({ unflushed: [], due: null });
   });
 
@@ -119,6 +140,51 @@ describe("snapshot bookkeeping and the flush job", () => {
       markChanged(sql, w);
     });
     expect((await bookkeeping(s)).unflushed.map((x) => x.window_start)).toEqual([base]);
+  });
+});
+
+describe("forgetting old windows", () => {
+  it("the prune job forgets flushed windows older than event retention and keeps unflushed ones", async () => {
+    const s = uid("forget");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    const old = granuleOf(Date.now() - 36 * 86_400_000); // EVENT_RETENTION_DAYS is 35
+    await runInDurableObject(customerStub(s), (_i, state) => {
+      const sql = new Sql(state.storage);
+      sql.exec("INSERT INTO snapshot_windows (meter_id, window_start, version, flushed, reset) VALUES (?, ?, 3, 3, 0), (?, ?, 2, 1, 0)", sumMeter, old, sumMeter, old - GRANULE_MS);
+      sql.exec("UPDATE meta SET value = 0 WHERE key = 'job:prune'");
+    });
+    expect(await runDurableObjectAlarm(customerStub(s))).toBe(true);
+    const left = await runInDurableObject(customerStub(s), (_i, state) =>
+      new Sql(state.storage).all<{ window_start: number }>("SELECT window_start FROM snapshot_windows ORDER BY window_start").map((r) => r.window_start),
+    );
+    expect(left).toEqual([old - GRANULE_MS, base]);
+  });
+});
+
+describe("the flush log line", () => {
+  it("is written only with LOG_SNAPSHOT_FLUSHES=true, one per flush that carried data", async () => {
+    const s = uid("log");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    const logged = await runInDurableObject(customerStub(s), async (_i, state) => {
+      const lines: string[] = [];
+      const spy = vi.spyOn(console, "log").mockImplementation((...args: unknown[]) => void lines.push(args.join(" ")));
+      try {
+        const sql = new Sql(state.storage);
+        const jobs = new Jobs(sql, state.storage);
+        const flusher = (vars: Partial<typeof env>) => new SnapshotFlusher(sql, jobs, { ...env, ...vars }, () => ({ namespace: NS, subject: s }));
+        await flusher({}).flush(false); // the default: off
+        const byDefault = lines.length;
+        markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
+        await flusher({ LOG_SNAPSHOT_FLUSHES: "true" }).flush(false);
+        await flusher({ LOG_SNAPSHOT_FLUSHES: "true" }).flush(false); // nothing left to send: no line
+        return { byDefault, lines };
+      } finally {
+        spy.mockRestore();
+      }
+    });
+    expect(logged.byDefault).toBe(0);
+    expect(logged.lines).toHaveLength(1);
+    expect(JSON.parse(logged.lines[0]!)).toMatchObject({ msg: "snapshot flush", namespace: NS, subject: s, seq: 2, windows: 1, applied: true });
   });
 });
 
@@ -175,18 +241,33 @@ describe("flush idempotence", () => {
   it("a change that lands while a flush awaits D1 stays unflushed, and the job comes back for it", async () => {
     const s = uid("race");
     await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
-    const result = await runInDurableObject(customerStub(s), async (instance, state) => {
+    const result = await runInDurableObject(customerStub(s), async (_i, state) => {
       const sql = new Sql(state.storage);
-      const seq = () => sql.one<{ value: number }>("SELECT value FROM meta WHERE key = 'snapshot_seq'")?.value ?? 0;
-      const flusher = (instance as unknown as { snapshots: { flush(force: boolean): Promise<{ left: boolean; next: number | null }> } }).snapshots;
+      // D1 held until the test lets it answer: the read half has run, the write has not landed.
+      let release!: () => void;
+      let sent!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const writing = new Promise<void>((r) => (sent = r));
+      const DB = {
+        prepare: (q: string) => env.DB.prepare(q),
+        batch: async (stmts: D1PreparedStatement[]) => {
+          sent();
+          await gate;
+          return env.DB.batch(stmts);
+        },
+      } as unknown as D1Database;
+      const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject: s }));
       const pending = flusher.flush(false);
-      // The read half runs within a few microtasks; the D1 write then takes real I/O.
-      for (let i = 0; i < 20 && seq() === 0; i++) await Promise.resolve();
-      expect(seq()).toBe(1);
+      await writing;
+      const seqWhileSending = getMeta(sql, "snapshot_seq") ?? null;
       markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
+      release();
       const report = await pending;
-      return { report, window: sql.one<{ version: number; flushed: number }>("SELECT version, flushed FROM snapshot_windows")! };
+      return { report, seqWhileSending, seq: getMeta(sql, "snapshot_seq"), window: sql.one<{ version: number; flushed: number }>("SELECT version, flushed FROM snapshot_windows")! };
     });
+    // The flush's number is recorded once D1 has it, not before.
+    expect(result.seqWhileSending).toBeNull();
+    expect(result.seq).toBe(1);
     expect(result.window).toEqual({ version: 2, flushed: 1 });
     expect(result.report.left).toBe(true);
     expect(result.report.next).toBeGreaterThan(Date.now());
