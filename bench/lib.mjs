@@ -1,5 +1,5 @@
 // Small helpers shared by the benchmark scripts (plain Node, no dependencies).
-import { fork } from "node:child_process";
+import { fork, spawn } from "node:child_process";
 import { loadavg } from "node:os";
 import { fileURLToPath } from "node:url";
 import { groupStats } from "../test/e2e/harness.mjs";
@@ -36,6 +36,33 @@ export function groupCpuMs(pgid) {
   if (process.platform !== "linux" || !pgid) return null;
   const ticks = groupStats(pgid).reduce((n, f) => n + Number(f[11]) + Number(f[12]), 0); // utime + stime
   return (ticks * 1000) / CLOCK_TICKS;
+}
+
+/**
+ * Counts the fsync calls of a process group's workerd processes from now until stop(): each is
+ * one storage commit of a local SQLite database (a Durable Object's or D1's), which workerd syncs
+ * to disk before the answer. Commits are shared by the requests that reach one Durable Object in
+ * the same turn, so fsyncs per request say how much of that batching a workload gets (README
+ * "Performance", 1,000 subjects). Uses `perf stat` on the syscall tracepoint: no slowdown, but
+ * Linux with perf and tracefs only; stop() resolves null anywhere else.
+ */
+export function syncCounter(pgid) {
+  const pids = process.platform === "linux" && pgid ? groupStats(pgid).filter((f) => f.comm === "workerd").map((f) => f.pid) : [];
+  if (pids.length === 0) return { stop: async () => null };
+  let out = "";
+  let failed = false;
+  const perf = spawn("perf", ["stat", "-x", ",", "-e", "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync", "-p", pids.join(",")], { stdio: ["ignore", "ignore", "pipe"] });
+  perf.on("error", () => (failed = true));
+  perf.stderr.on("data", (c) => (out += c));
+  const exited = new Promise((resolve) => perf.once("close", resolve));
+  return {
+    async stop() {
+      if (!failed) perf.kill("SIGINT");
+      await exited;
+      const counts = [...out.matchAll(/^(\d+),[^,]*,syscalls:sys_enter_f(?:data)?sync/gm)].map((m) => Number(m[1]));
+      return failed || counts.length !== 2 ? null : counts[0] + counts[1];
+    },
+  };
 }
 
 /** The 1-minute load average, to say how busy the (shared) machine was during a measurement. */

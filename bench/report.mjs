@@ -105,8 +105,9 @@ export function tableRows(byRuntime) {
   for (const b of [1, 100, 1000]) rows.push(row(`1 ingest, ${fmt(b)} ev/req`, (f) => tput(f.runs.ingest[b])));
   rows.push(row("1 ingest, 1,000 ev/req, random UUIDv4 ids", (f) => (f.runs.randomIds ? `${tput(f.runs.randomIds)}; ${fmt(f.runs.randomIds.gatewayCpuUsPerEvent, 1)} µs CPU/event` : "not run")));
   for (const b of [1, 100, 1000]) rows.push(row(`2 20% duplicates, ${fmt(b)} ev/req`, (f) => tput(f.runs.duplicates[b])));
-  rows.push(row("3 1 subject, 100 ev/req", (f) => tput(f.runs.subjects.one)));
-  rows.push(row("3 many subjects, 100 ev/req", (f) => `${fmt(f.runs.subjects.many.subjects)} subjects: ${tput(f.runs.subjects.many)}`));
+  const syncs = (r) => (r.storageSyncsPerRequest === null || r.storageSyncsPerRequest === undefined ? "" : `; ${fmt(r.storageSyncsPerRequest, 2)} fsync/req`);
+  rows.push(row("3 1 subject, 100 ev/req", (f) => tput(f.runs.subjects.one) + syncs(f.runs.subjects.one)));
+  rows.push(row("3 many subjects, 100 ev/req", (f) => `${fmt(f.runs.subjects.many.subjects)} subjects: ${tput(f.runs.subjects.many)}${syncs(f.runs.subjects.many)}`));
   for (const [k, label] of [
     ["GET /healthz/do (no-op DO RPC)", "4 no-op Worker→DO round trip"],
     ["POST /api/v1/check (decide only)", "4 check (decide only)"],

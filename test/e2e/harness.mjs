@@ -247,7 +247,7 @@ export function groupStats(pgid) {
     }
     // "pid (comm) state ppid pgrp ..."; comm may contain spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (Number(fields[2]) === pgid) out.push(fields);
+    if (Number(fields[2]) === pgid) out.push(Object.assign(fields, { pid: Number(entry), comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) }));
   }
   return out;
 }
