@@ -5,6 +5,7 @@ import { LIMITS } from "../domain/cloudevent";
 import { StatementLimitError } from "../db/guard";
 import { customerHealthName } from "../customer/client";
 import { authenticate, RATE_LIMIT_RETRY_AFTER_SECONDS } from "./auth";
+import { allowedMethods } from "./allowed-methods";
 import { jsonBody } from "./body";
 import type { AppEnv } from "./context";
 import { ApiError, problem, zodIssues } from "./errors";
@@ -66,7 +67,14 @@ app.use("/api/*", (c, next) => (isPortalQuery(c.req.method, c.req.path) ? next()
 app.use("/api/*", jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" }));
 for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, namespaceEntitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
 
-app.notFound((c) => problem(c, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
+app.notFound((c) => {
+  const path = new URL(c.req.url).pathname;
+  const allow = allowedMethods(app.routes, path);
+  if (allow.length === 0 || allow.includes(c.req.method)) return problem(c, "not_found", `no route for ${c.req.method} ${path}`);
+  const res = problem(c, "method_not_allowed", `${c.req.method} is not allowed on ${path}; it answers ${allow.join(", ")}`);
+  res.headers.set("allow", allow.join(", "));
+  return res;
+});
 
 app.onError((err, c) => {
   if (err instanceof ApiError) {

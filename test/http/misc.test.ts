@@ -15,6 +15,21 @@ describe("routes", () => {
     expectProblem(await api("GET", "/nowhere", { key: null }), 404, "not_found");
   });
 
+  it("405 problem+json with Allow for a path that exists under other methods", async () => {
+    const res = await api("DELETE", "/api/v1/events");
+    expectProblem(res, 405, "method_not_allowed");
+    expect(res.headers.get("allow")).toBe("GET, HEAD, POST");
+    expect(res.body).toMatchObject({ status: 405, title: "Method Not Allowed", instance: "/api/v1/events" });
+    // A parameter matches one segment, and the methods of every route on the path are named.
+    const meter = await api("PATCH", "/api/v1/meters/any-slug", { body: {} });
+    expectProblem(meter, 405, "method_not_allowed");
+    expect(meter.headers.get("allow")).toBe("DELETE, GET, HEAD, PUT");
+    expectProblem(await api("PATCH", "/api/v1/meters/any-slug/extra"), 404, "not_found");
+    expectProblem(await api("POST", "/healthz", { key: null }), 405, "method_not_allowed");
+    // Authentication still comes first on /api: no route list for an anonymous caller.
+    expectProblem(await api("DELETE", "/api/v1/events", { key: null }), 401, "unauthenticated");
+  });
+
   it("/openapi.json is an OpenAPI 3.1.0 document listing the OpenMeter paths", async () => {
     const res = await api("GET", "/openapi.json", { key: null });
     expect(res.status).toBe(200);
