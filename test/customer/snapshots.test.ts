@@ -226,6 +226,22 @@ describe("flush idempotence", () => {
     expect((await d1State(s))!.seq).toBe(third.seq);
   });
 
+  it("a flush D1 applied but the object never recorded (a crash in between) is resent whole under a later number", async () => {
+    const s = uid("lost");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 2, model: "a" }), ev(s, base + GRANULE_MS + MINUTE, { tokens: 3, model: "b" })]);
+    expect(await flush(s)).toMatchObject({ seq: 1, applied: true });
+    // The object forgets that flush's number, as after a crash between D1's answer and its own commit.
+    await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("DELETE FROM meta WHERE key = 'snapshot_seq'"));
+    await ingestOk([ev(s, base + 2 * MINUTE, { tokens: 5, model: "a" })]);
+    expect(await flush(s)).toMatchObject({ seq: 1, applied: false, left: true });
+    expect(await flush(s)).toMatchObject({ seq: 2, applied: true, windows: 2 });
+    expect((await d1Rows(s, sumMeter)).map((r) => [r.window_start, JSON.parse(r.group_key).model, r.sum])).toEqual([
+      [base, "a", 7],
+      [base + GRANULE_MS, "b", 3],
+    ]);
+    expect((await d1State(s))!.seq).toBe(2);
+  });
+
   it("rewrites only the windows that changed since the last flush", async () => {
     const s = uid("changed");
     await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" }), ev(s, base + GRANULE_MS, { tokens: 1, model: "a" }), ev(s, base + 2 * GRANULE_MS, { tokens: 1, model: "a" })]);
