@@ -192,10 +192,6 @@ export class SnapshotFlusher {
     }
 
     this.sql.transaction(() => {
-      // Recorded only now that D1 has it: a flush that failed reuses its number. One D1 applied but
-      // this object never recorded (a crash in between) is answered "not applied" next time, and
-      // everything is resent whole under a later number (above).
-      setMeta(this.sql, "snapshot_seq", flush.seq);
       for (const chunk of jsonChunks(windows.map((w) => [w.meter_id, w.window_start, w.version]))) {
         this.sql.exec(
           `UPDATE snapshot_windows SET flushed = max(flushed, f.v), reset = CASE WHEN version = f.v THEN 0 ELSE reset END
@@ -273,7 +269,10 @@ export class SnapshotFlusher {
       uniqueRows = uniques.filter((u) => kept.has(key(u.meterId, u.windowStart)));
     }
 
+    // Used up before it is sent (write-ahead): a D1 write that failed unclearly, or an object reset
+    // while it awaited D1, never sends a second flush under a number D1 may already hold.
     const seq = Number(getMeta<number>(this.sql, "snapshot_seq") ?? 0) + 1;
+    setMeta(this.sql, "snapshot_seq", seq);
     return {
       windows,
       flush: {
