@@ -1,7 +1,8 @@
 import type { RouterRoute } from "hono/types";
 
 type Compiled = { method: string; pattern: RegExp };
-const cache = new WeakMap<readonly RouterRoute[], Compiled[]>();
+// Keyed by the array and its length: hono adds routes to the same array in place.
+const cache = new WeakMap<readonly RouterRoute[], { length: number; routes: Compiled[] }>();
 
 /** A route path (`/api/v1/meters/:meterIdOrSlug`) as a whole-path pattern; each parameter is one segment. */
 function compile(path: string): RegExp {
@@ -19,9 +20,12 @@ function compile(path: string): RegExp {
  * are compiled once per app.
  */
 export function allowedMethods(routes: readonly RouterRoute[], path: string): string[] {
-  let compiled = cache.get(routes);
-  if (!compiled) cache.set(routes, (compiled = routes.filter((r) => r.method !== "ALL").map((r) => ({ method: r.method, pattern: compile(r.path) }))));
-  const methods = new Set(compiled.filter((r) => r.pattern.test(path)).map((r) => r.method));
+  let entry = cache.get(routes);
+  if (entry?.length !== routes.length) {
+    entry = { length: routes.length, routes: routes.filter((r) => r.method !== "ALL").map((r) => ({ method: r.method, pattern: compile(r.path) })) };
+    cache.set(routes, entry);
+  }
+  const methods = new Set(entry.routes.filter((r) => r.pattern.test(path)).map((r) => r.method));
   if (methods.has("GET")) methods.add("HEAD");
   return [...methods].sort();
 }

@@ -4,6 +4,7 @@ import { HTTPException } from "hono/http-exception";
 import { LIMITS } from "../domain/cloudevent";
 import { StatementLimitError } from "../db/guard";
 import { customerHealthName } from "../customer/client";
+import { settings } from "../env";
 import { authenticate, RATE_LIMIT_RETRY_AFTER_SECONDS } from "./auth";
 import { allowedMethods } from "./allowed-methods";
 import { jsonBody } from "./body";
@@ -69,7 +70,9 @@ for (const routes of [keys, events, meters, query, reports, subjects, features, 
 
 app.notFound((c) => {
   const path = new URL(c.req.url).pathname;
-  const allow = allowedMethods(app.routes, path);
+  // Matched as hono routes (the decoded path). A disabled bench route stays a plain 404.
+  const hidden = c.req.path.startsWith("/bench/") && !settings(c.env).BENCH_PARSE_ONLY;
+  const allow = hidden ? [] : allowedMethods(app.routes, c.req.path);
   if (allow.length === 0 || allow.includes(c.req.method)) return problem(c, "not_found", `no route for ${c.req.method} ${path}`);
   const res = problem(c, "method_not_allowed", `${c.req.method} is not allowed on ${path}; it answers ${allow.join(", ")}`);
   res.headers.set("allow", allow.join(", "));
