@@ -111,7 +111,8 @@ export async function startServer({ buildDir, manifest, dataDir, host, port, var
       port: direct ? 0 : port,
       logRequests: false,
       // Cron dispatch goes through this socket (scheduleCrons). Only in direct mode, where it is
-      // miniflare's own loopback socket: in entry mode it is the public one.
+      // miniflare's own loopback socket (any local process may fire a cron through it; the public
+      // socket answers that path 404): in entry mode it is the public one.
       unsafeTriggerHandlers: direct,
       // Profiling only (README "Performance"): Chrome DevTools protocol on 127.0.0.1 for CPU profiles.
       ...(inspectorPort ? { inspectorPort } : {}),
@@ -204,8 +205,14 @@ function scheduleCrons(mf, expressions, onError) {
         try {
           const at = (self.currentRun() ?? new Date()).getTime();
           const res = await mf.dispatchFetch(`http://localhost/cdn-cgi/local/scheduled?format=json&cron=${encodeURIComponent(cron)}&time=${at}`);
-          const result = await res.json();
-          if (result.outcome !== "ok") report(cron, `outcome ${result.outcome}`);
+          const text = await res.text();
+          let outcome;
+          try {
+            outcome = JSON.parse(text).outcome;
+          } catch {
+            outcome = undefined;
+          }
+          if (outcome !== "ok") report(cron, outcome ? `outcome ${outcome}` : `HTTP ${res.status}: ${text.slice(0, 200)}`);
         } catch (err) {
           report(cron, err?.message ?? err);
         }
