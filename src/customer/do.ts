@@ -188,9 +188,10 @@ export class CustomerDO extends DurableObject<Env> {
     return this.write(config, (now) => ops.createGrant(this.sql, idOrFeature, input, now));
   }
 
-  listGrants(id: Identity, idOrFeature: string): Result<GrantRow[]> {
+  /** `includeDeleted`: also a deleted entitlement's grants (by its id), for the namespace-wide list. */
+  listGrants(id: Identity, idOrFeature: string, includeDeleted = false): Result<GrantRow[]> {
     if (!this.owns(id)) return unknownSubject(id);
-    return this.sql.transaction(() => ops.listGrants(this.sql, idOrFeature));
+    return this.sql.transaction(() => ops.listGrants(this.sql, idOrFeature, includeDeleted));
   }
 
   async voidGrant(id: Identity, config: ConfigRef, grantId: string, at: number | null): Promise<Result<null> | StaleConfig> {

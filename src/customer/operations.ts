@@ -125,8 +125,8 @@ export function entitlementValue(sql: Sql, idOrFeature: string, time: number | n
   return ok({ entitlementId: e.id, ...toValue(e, balanceAt(sql, e, grants, time)) });
 }
 
-export function listGrants(sql: Sql, idOrFeature: string): Result<GrantRow[]> {
-  const e = findEntitlement(sql, idOrFeature);
+export function listGrants(sql: Sql, idOrFeature: string, includeDeleted = false): Result<GrantRow[]> {
+  const e = findEntitlement(sql, idOrFeature, { includeDeleted });
   return e ? ok(loadGrants(sql, e.id)) : NOT_FOUND_ENTITLEMENT(idOrFeature);
 }
 

@@ -1,10 +1,9 @@
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "./client";
 import { bumpVersion } from "./meters";
-import { features, grantIndex } from "./schema";
+import { features } from "./schema";
 
 export type FeatureRow = typeof features.$inferSelect;
-export type GrantIndexRow = typeof grantIndex.$inferSelect;
 
 export async function listFeatures(db: Db, namespace: string, opts: { includeArchived: boolean; meterSlugs?: readonly string[] }): Promise<FeatureRow[]> {
   const where = [eq(features.namespace, namespace)];
@@ -48,18 +47,3 @@ export async function archiveFeature(db: Db, namespace: string, id: string, now:
   ]);
 }
 
-/** Idempotent: a retried create may index the same id again. */
-export async function indexGrant(db: Db, row: GrantIndexRow): Promise<void> {
-  await db.insert(grantIndex).values(row).onConflictDoUpdate({ target: grantIndex.id, set: { subject: row.subject } });
-}
-
-export async function findGrantIndex(db: Db, namespace: string, id: string): Promise<GrantIndexRow | undefined> {
-  const rows = await db.select().from(grantIndex).where(and(eq(grantIndex.namespace, namespace), eq(grantIndex.id, id))).limit(1);
-  return rows[0];
-}
-
-/** Best effort: forgets index rows whose grant was never created (the DO refused it). */
-export async function forgetGrantIndex(db: Db, namespace: string, ids: readonly string[]): Promise<void> {
-  if (ids.length === 0) return;
-  await db.delete(grantIndex).where(and(eq(grantIndex.namespace, namespace), inArray(grantIndex.id, [...ids])));
-}

@@ -111,8 +111,11 @@ export const entitlementIndex = sqliteTable(
 
 /**
  * Where each grant lives: grants are kept in their subject's Durable Object, but
- * `DELETE /api/v1/grants/{grantId}` names only the grant. Written before the grant itself, so a
- * grant is never unreachable; a row whose grant was never created only makes that id answer 404.
+ * `DELETE /api/v1/grants/{grantId}` and `GET /api/v1/grants` name no subject. Written before the
+ * grant itself, so a grant is never unreachable; a row whose grant was never created only makes that
+ * id answer 404. `entitlement_id` is filled in once the object has created the grant (null for
+ * grants from before migration 0007, or when that write failed): the list filters by feature and
+ * leaves out deleted entitlements' grants through entitlement_index.
  */
 export const grantIndex = sqliteTable(
   "grant_index",
@@ -121,8 +124,9 @@ export const grantIndex = sqliteTable(
     namespace: text("namespace").notNull(),
     subject: text("subject").notNull(),
     createdAt: integer("created_at").notNull(),
+    entitlementId: text("entitlement_id"),
   },
-  (t) => [index("grant_index_ns").on(t.namespace)],
+  (t) => [index("grant_index_ns").on(t.namespace), index("grant_index_ns_created").on(t.namespace, t.createdAt)],
 );
 
 /** Webhook channels. The signing secret is kept in the clear: it is needed to sign, not just to check. */

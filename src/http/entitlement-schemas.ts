@@ -161,6 +161,8 @@ export const GrantSchema = z
     createdAt: z.string(),
     updatedAt: z.string(),
     voidedAt: z.string().optional(),
+    /** `GET /api/v1/grants?includeDeleted=true` only: when the grant's entitlement was deleted. */
+    deletedAt: z.string().optional(),
   })
   .openapi("EntitlementGrant");
 

@@ -6,7 +6,8 @@ import type { Result } from "../customer/entitlements";
 import { database } from "../db/client";
 import { cachedNamespaceConfig, readNamespaceConfig, type NamespaceConfig } from "../db/config";
 import { forgetEntitlementIndex, indexEntitlement, markEntitlementDeleted } from "../db/entitlement-index";
-import { findFeature, forgetGrantIndex, indexGrant } from "../db/features";
+import { findFeature } from "../db/features";
+import { forgetGrantIndex, indexGrant } from "../db/grant-index";
 import { findMeter } from "../db/meters";
 import { subjectKeyById } from "../db/subjects";
 import { isBalanceAggregation, type EntitlementCreate } from "../domain/entitlement";
@@ -75,7 +76,7 @@ entitlements.openapi(
     // A fresh read: the feature's meter may be younger than this isolate's cached definitions.
     const config = await readNamespaceConfig(db, namespace);
     const grantId = input.metered?.defaultGrantId;
-    if (grantId) await indexGrant(db, { id: grantId, namespace, subject, createdAt: Date.now() });
+    if (grantId) await indexGrant(db, { id: grantId, namespace, subject, createdAt: Date.now(), entitlementId: input.id });
     await indexEntitlement(db, { id: input.id, namespace, subject, featureId: input.feature.id, featureKey: input.feature.key, type: input.type, createdAt: Date.now(), deletedAt: null });
     const r = await withConfig(config, (cfg) => stub(c, { namespace, subject }).createEntitlement({ namespace, subject }, cfg, input));
     // Only a definite refusal frees the index rows: after an error the entitlement and grant may exist.

@@ -1,8 +1,9 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { customer, withConfig } from "../customer/client";
+import type { Result } from "../customer/entitlements";
 import type { GrantRow } from "../customer/grants";
 import { database } from "../db/client";
-import { findGrantIndex, forgetGrantIndex, indexGrant } from "../db/features";
+import { findGrantIndex, forgetGrantIndex, indexGrant, listGrantIndex, setGrantEntitlement } from "../db/grant-index";
 import { subjectKey } from "../domain/cloudevent";
 import { ulid } from "../domain/ids";
 import { requireScope } from "./auth";
@@ -10,6 +11,7 @@ import type { AppEnv } from "./context";
 import { GrantCreateSchema, GrantSchema, ms, toGrantApi, unwrap } from "./entitlement-schemas";
 import { namespaceConfig, onSubject } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
+import { listParam, pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
 
 /**
  * Grants of metered entitlements. They live in the subject's Durable Object; D1 keeps only
@@ -64,6 +66,8 @@ grants.openapi(
       if (!r.ok) await forgetGrantIndex(db, namespace, [input.id]).catch(() => {});
       return r;
     });
+    // Best effort: without it the grant is still listed, but matches no feature filter.
+    await setGrantEntitlement(db, namespace, grant.id, grant.entitlementId).catch((e) => console.error("grant index: entitlement not recorded", e));
     return c.json(toGrantApi(grant), 201);
   },
 );
@@ -88,6 +92,75 @@ grants.openapi(
     const key = (g: (typeof rows)[number]) => (orderBy === "id" ? g.id : orderBy === "createdAt" ? g.createdAt : g.updatedAt);
     rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
     return c.json(rows.map(toGrantApi), 200);
+  },
+);
+
+/** An object's answer, or `fallback` when it refused (e.g. an entitlement it no longer holds). */
+const valueOr = <T>(r: Result<T>, fallback: T): T => (r.ok ? r.value : fallback);
+
+// 25 values per filter keeps the statements under production's 100 bound parameters.
+const ListAllQuery = z.object({
+  feature: listParam(25).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
+  subject: listParam(25),
+  includeDeleted: z.enum(["true", "false"]).default("false").openapi({ description: "Also the grants of deleted entitlements." }),
+  // At most 100 per page: a page reads each of its entitlements' grants from the subject's object.
+  ...pageOrRange(100, 100),
+  order: z.enum(["ASC", "DESC"]).default("ASC"),
+  orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt").openapi({ description: "updatedAt orders by creation time, as createdAt does." }),
+});
+
+grants.openapi(
+  createRoute({
+    method: "get",
+    path: "/api/v1/grants",
+    summary: "List the namespace's grants (OpenMeter)",
+    description:
+      "Voided grants included. With page or pageSize the answer is OpenMeter's paginated envelope; without, a plain array (offset/limit). " +
+      "Grants issued before edgemeter recorded their entitlement in D1 (migration 0007) are listed but match no feature filter.",
+    tags: ["Entitlements"],
+    middleware: [requireScope("read")] as const,
+    request: { query: ListAllQuery },
+    responses: {
+      200: { description: "Grants", content: json(z.union([z.array(GrantSchema), paginated(GrantSchema, "GrantPaginatedResponse")])) },
+      ...errorResponses("validation_failed", "unauthenticated", "forbidden"),
+    },
+  }),
+  async (c) => {
+    const q = c.req.valid("query");
+    const namespace = c.get("principal").namespace;
+    const includeDeleted = q.includeDeleted === "true";
+    const { rows, total } = await listGrantIndex(database(c.env.DB), namespace, {
+      subjects: q.subject,
+      features: q.feature,
+      includeDeleted,
+      orderBy: q.orderBy === "id" ? "id" : "createdAt",
+      order: q.order,
+      ...rangeOf(q),
+    });
+    // One call per (subject, entitlement) on the page. Rows that name no entitlement (grants from
+    // before migration 0007) are looked up among all of their subject's entitlements.
+    const found = new Map<string, GrantRow>();
+    const bySubject = Map.groupBy(rows, (r) => r.subject);
+    const config = rows.some((r) => r.entitlementId === null) ? await namespaceConfig(c) : null;
+    await Promise.all(
+      [...bySubject].map(async ([subject, list]) => {
+        const id = { namespace, subject };
+        const stub = customer(c.env, id);
+        const entitlements = new Set(list.map((r) => r.entitlementId).filter((e): e is string => e !== null));
+        if (config && list.some((r) => r.entitlementId === null)) {
+          for (const e of await withConfig(config, (cfg) => stub.listEntitlements(id, cfg, true))) entitlements.add(e.id);
+        }
+        for (const e of entitlements) {
+          for (const g of valueOr<GrantRow[]>(await stub.listGrants(id, e, includeDeleted), [])) found.set(g.id, g);
+        }
+      }),
+    );
+    // A row whose grant the object does not hold (a create that failed after indexing) is left out.
+    const items = rows.flatMap((r) => {
+      const g = found.get(r.id);
+      return g ? [{ ...toGrantApi(g), ...(r.deletedAt !== null ? { deletedAt: new Date(r.deletedAt).toISOString() } : {}) }] : [];
+    });
+    return c.json(pageOrArray(q, items, total), 200);
   },
 );
 
