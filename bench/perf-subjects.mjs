@@ -9,7 +9,7 @@
 //
 // Needs perf with permission to record workerd (root, or kernel.perf_event_paranoid ≤ 1).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
@@ -60,10 +60,12 @@ try {
     const pids = groupStats(gw.pid).filter((f) => f.comm === "workerd").map((f) => f.pid);
     const data = path.join(dir, `s${subjects}.data`);
     const perf = spawn("perf", ["record", "-q", "-F", "999", "-g", "-o", data, "-p", pids.join(",")], { stdio: "ignore" });
-    const run = await ingestRun(ctx, `measured ${subjects}`, { batch: 100, subjects, prefix, seconds: Number(args.seconds), warmup: 0, skipEntitle: true });
+    // Warmed up already: no priming reads, so that perf records the ingest requests alone.
+    const run = await ingestRun(ctx, `measured ${subjects}`, { batch: 100, subjects, prefix, seconds: Number(args.seconds), warmup: 0, skipEntitle: true, prime: false });
     perf.kill("SIGINT");
-    await new Promise((resolve) => perf.once("close", resolve));
-    // perf ran over the whole run (priming included): per request answered in all of it.
+    const code = await new Promise((resolve) => perf.once("close", resolve));
+    if (!existsSync(data)) throw new Error(`perf record failed (exit ${code}): is perf allowed to record workerd?`);
+    // perf ran over the whole run: per request answered in all of it.
     const usPerSample = 1e6 / 999 / run.whole.requests;
     const all = stacks(data);
     const r = { subjects, eventsPerSecond: run.eventsPerSecond, gatewayCpuMsPerRequest: run.gatewayCpuMsPerRequest, storageSyncsPerRequest: run.storageSyncsPerRequest, usPerRequest: { total: Math.round(all.length * usPerSample) } };

@@ -106,7 +106,7 @@ export async function ingestRun(ctx, label, o) {
     connections: 16,
     seconds: o.seconds ?? ctx.plan.seconds,
     warmupSeconds: o.warmup ?? ctx.plan.warmup,
-    prime: subjects > 1,
+    prime: o.prime ?? subjects > 1,
   });
   // A failed request is a finding, reported with the figures (table row "server errors"), not a
   // reason to lose every other scenario of the run.
