@@ -155,6 +155,16 @@ for (const [runtime, command] of RUNTIMES) {
       // One delivery per notification: the test, 50 % and 80 % (webhook-id is the notification id).
       expect(new Set(receiver.deliveries.map((d) => d.headers["webhook-id"])).size).toBe(3);
     });
+
+    // serve dispatches crons through miniflare's trigger path on its own loopback socket; the public
+    // socket must hand that path to the Worker like any other (a 404 problem), never run a handler.
+    it.runIf(runtime === "serve")("does not expose miniflare's trigger paths on the public socket", async () => {
+      for (const path of ["/cdn-cgi/local/scheduled?cron=*%2F5+*+*+*+*&format=json", "/cdn-cgi/local/email"]) {
+        const res = await fetch(`${gw.baseUrl}${path}`, { method: "POST" });
+        expect(res.status, path).toBe(404);
+        expect(res.headers.get("content-type")).toContain("application/problem+json");
+      }
+    });
   });
 }
 
