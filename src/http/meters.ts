@@ -8,6 +8,7 @@ import { AGGREGATIONS, IMMUTABLE_METER_FIELDS, meterCreateSchema, meterUpdateSch
 import { iso, parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
+import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 
 export const MeterSchema = z
@@ -33,8 +34,7 @@ export function toMeterApi(r: MeterRow) {
     slug: r.slug,
     name: r.name,
     ...(r.description !== null ? { description: r.description } : {}),
-    // Left out when unset: OpenMeter's schemas type metadata as an object, not nullable.
-    ...(r.metadata ? { metadata: r.metadata } : {}),
+    ...metadataField(r.metadata),
     aggregation: r.aggregation as (typeof AGGREGATIONS)[number],
     eventType: r.eventType,
     ...(r.eventFrom !== null ? { eventFrom: iso(r.eventFrom) } : {}),

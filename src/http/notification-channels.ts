@@ -12,6 +12,7 @@ import { requireScope } from "./auth";
 import type { AppEnv, Principal } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { PageQuery, page, paginated } from "./pagination";
+import { metadataField } from "./schemas";
 
 const MAX_CUSTOM_HEADERS = 32;
 
@@ -54,8 +55,7 @@ export const toChannelApi = (r: ChannelRow) => ({
   customHeaders: r.customHeaders,
   signingSecret: r.signingSecret,
   disabled: r.disabled,
-  // Left out when unset: OpenMeter's schemas type metadata as an object, not nullable.
-  ...(r.metadata ? { metadata: r.metadata } : {}),
+  ...metadataField(r.metadata),
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
 });

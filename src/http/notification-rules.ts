@@ -11,6 +11,7 @@ import { settings } from "../env";
 import { requireScope } from "./auth";
 import { amount } from "./entitlement-schemas";
 import type { AppEnv } from "./context";
+import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, page, paginated } from "./pagination";
 
@@ -63,8 +64,7 @@ export const toRuleApi = (r: RuleRow, keys: ReadonlyMap<string, string> = new Ma
   channels: r.channels.map((id) => ({ id, type: "WEBHOOK" as const })),
   ...(r.type === "entitlements.balance.threshold" ? { thresholds: r.thresholds as z.infer<typeof ThresholdSchema>[] } : {}),
   ...(r.features.length ? { features: r.features.map((id) => ({ id, key: keys.get(id) ?? id })) } : {}),
-  // Left out when unset: OpenMeter's schemas type metadata as an object, not nullable.
-  ...(r.metadata ? { metadata: r.metadata } : {}),
+  ...metadataField(r.metadata),
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
 });

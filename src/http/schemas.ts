@@ -2,6 +2,9 @@ import { z } from "@hono/zod-openapi";
 import { cloudEventSchema } from "../domain/cloudevent";
 
 /** OpenAPI views of shared wire shapes (OpenMeter v1 names). */
+
+/** A definition's `metadata`, left out when unset: OpenMeter's schemas type it as an object, not nullable. */
+export const metadataField = <T extends Record<string, unknown>>(metadata: T | null | undefined) => (metadata ? { metadata } : {});
 export const EventSchema = cloudEventSchema.openapi("Event", {
   example: { specversion: "1.0", id: "5c10fade-1c9e-4d6c-8275-c52c36731d3c", source: "my-service", type: "prompt", subject: "customer-1", time: "2026-01-01T00:00:00Z", data: { tokens: 120, model: "gpt-4o" } },
 });
