@@ -12,7 +12,7 @@ import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
 import { load1, startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
-import { apiOf, ingestRun, latency, setup } from "./scenarios.mjs";
+import { ingestRun, latency, setup, toolContext } from "./scenarios.mjs";
 
 const { values: args } = parseArgs({ options: { old: { type: "string" }, rounds: { type: "string", default: "2" }, seconds: { type: "string", default: "8" }, batch: { type: "string", default: "1000" }, latency: { type: "boolean", default: false }, subjects: { type: "string" } } });
 if (!args.old) throw new Error("--old <checkout directory> is required");
@@ -29,7 +29,7 @@ try {
       // As npm run bench sets them (a build that predates LOG_SNAPSHOT_FLUSHES logs every flush anyway).
       const gw = await startGateway({ runtime: "serve", env: { RATE_LIMIT_ENABLED: "false", LOG_SNAPSHOT_FLUSHES: "true" } });
       try {
-        const ctx = { gw, plan: { seconds: Number(args.seconds), warmup: 2 }, tag: `ab${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load: (label, cmd) => loader.run(name, label, cmd) };
+        const ctx = toolContext({ gw, receiver, load: (label, cmd) => loader.run(name, label, cmd), plan: { seconds: Number(args.seconds), warmup: 2 }, tag: "ab" });
         await setup(ctx);
         if (args.latency) {
           // Scenario 4 instead: check, value and the no-op round trip, sequential and interleaved.

@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { groupStats, startGateway } from "../test/e2e/harness.mjs";
 import { startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
-import { apiOf, ingestRun, setup } from "./scenarios.mjs";
+import { ingestRun, setup, toolContext } from "./scenarios.mjs";
 
 const { values: args } = parseArgs({ options: { subjects: { type: "string", default: "1000" }, seconds: { type: "string", default: "35" } } });
 if (spawnSync("perf", ["--version"]).error) throw new Error("perf is not installed");
@@ -52,7 +52,7 @@ const dir = path.join(tmpdir(), `edgemeter-perf-${process.pid}`);
 mkdirSync(dir, { recursive: true });
 const results = {};
 try {
-  const ctx = { gw, plan: { seconds: 5, warmup: 1 }, tag: `pf${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load: (label, cmd) => loader.run("serve", label, cmd) };
+  const ctx = toolContext({ gw, receiver, load: (label, cmd) => loader.run("serve", label, cmd), plan: { seconds: 5, warmup: 1 }, tag: "pf" });
   await setup(ctx);
   for (const subjects of [1, Number(args.subjects)]) {
     const prefix = `${ctx.tag}-s${subjects}`;

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { freePort, startGateway } from "../test/e2e/harness.mjs";
 import { startReceiver } from "./receiver.mjs";
-import { apiOf, ingestRun, latency, setup } from "./scenarios.mjs";
+import { ingestRun, latency, setup, toolContext } from "./scenarios.mjs";
 import { load1, startLoad } from "./lib.mjs";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -104,7 +104,7 @@ async function main() {
   const load = (label, cmd) => loader.run("serve", label, cmd);
   let session;
   try {
-    const ctx = { gw, plan: { seconds: Number(args.seconds), warmup: 2 }, tag: `p${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load };
+    const ctx = toolContext({ gw, receiver, load, plan: { seconds: Number(args.seconds), warmup: 2 }, tag: "p" });
     process.stderr.write("setting up meters, rule and entitlements…\n");
     await setup(ctx);
     const run = { batch: Number(args.batch), subjects: Number(args.subjects), ids: args.ids, dupRate: Number(args.dup), path: args.path, prefix: `${ctx.tag}-load` };

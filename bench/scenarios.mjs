@@ -16,6 +16,15 @@ export function plan(quick) {
     : { seconds: 10, warmup: 2, many: 1000, latencyRounds: 500, latencyWarmup: 50, hookSubjects: 20, probeBatches: 5, lag: { subjects: 8, batch: 50, everyMs: 1000, seconds: 60 } };
 }
 
+/**
+ * The scenario context of a tool that drives one gateway with the defaults' settings (bench:profile,
+ * compare-builds, subjects, perf-subjects): no progress lines, definitions cached 5 s. `tag` prefixes
+ * this run's meters and subjects.
+ */
+export function toolContext({ gw, receiver, load, plan, tag }) {
+  return { gw, plan, tag: `${tag}${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load };
+}
+
 /** Calls the gateway as its admin; throws on an unexpected status. */
 export function apiOf(gw) {
   return async (method, path, body, expect) => {

@@ -13,14 +13,14 @@ import { parseArgs } from "node:util";
 import { startGateway } from "../test/e2e/harness.mjs";
 import { load1, startLoad } from "./lib.mjs";
 import { startReceiver } from "./receiver.mjs";
-import { apiOf, ingestRun, plan, setup } from "./scenarios.mjs";
+import { ingestRun, plan, setup, toolContext } from "./scenarios.mjs";
 
 const { values: args } = parseArgs({ options: { subjects: { type: "string", default: "1000" }, seconds: { type: "string", default: "35" }, rounds: { type: "string", default: "1" } } });
 const receiver = await startReceiver();
 const loader = startLoad(() => {});
 const gw = await startGateway({ runtime: "serve", env: { RATE_LIMIT_ENABLED: "false", LOG_SNAPSHOT_FLUSHES: "true" } });
 try {
-  const ctx = { gw, quick: false, plan: plan(false), tag: `s3${Date.now().toString(36)}`, api: apiOf(gw), receiver, configCacheSeconds: 5, progress: () => {}, load: (label, cmd) => loader.run("serve", label, cmd) };
+  const ctx = toolContext({ gw, receiver, load: (label, cmd) => loader.run("serve", label, cmd), plan: plan(false), tag: "s3" });
   await setup(ctx);
   const seconds = Number(args.seconds);
   const runs = {};
