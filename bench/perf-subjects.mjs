@@ -28,6 +28,7 @@ const CATEGORIES = [
   ["  at commit", (s) => s.has("pagerWalFrames") && s.has("vdbeCommit")],
   ["  page-cache spills mid-statement", (s) => s.has("pagerStress")],
   ["  fsync", (s) => s.has("do_fsync")],
+  ["  kernel zeroing new log-file pages", (s) => s.has("walWriteOneFrame") && s.has("__pi_memset")],
   ["SQLite statements (without log writes)", (s) => s.has("sqlite3_step") && !s.has("pagerWalFrames")],
   ["statement preparation", (s) => s.has("workerd::SqliteDatabase::prepareSql")],
   ["alarms (flush jobs)", (s) => s.has("runAlarm")],
@@ -36,7 +37,7 @@ const CATEGORIES = [
 /** perf script's stacks as sets of frame names containing any category key. */
 function stacks(data) {
   const out = spawnSync("perf", ["script", "-i", data, "-F", "ip,sym"], { maxBuffer: 1 << 30, encoding: "utf8" }).stdout;
-  const keys = ["pagerWalFrames", "vdbeCommit", "pagerStress", "do_fsync", "sqlite3_step", "workerd::SqliteDatabase::prepareSql", "runAlarm"];
+  const keys = ["pagerWalFrames", "walWriteOneFrame", "__pi_memset", "vdbeCommit", "pagerStress", "do_fsync", "sqlite3_step", "workerd::SqliteDatabase::prepareSql", "runAlarm"];
   const result = [];
   for (const block of out.split("\n\n")) {
     if (!block.trim()) continue;
