@@ -3,7 +3,7 @@ import { settings } from "../env";
 import { database } from "../db/client";
 import { findKeyByHash } from "../db/keys";
 import { findPortalTokenByHash } from "../db/portal";
-import { sha256Hex, timingSafeEqualText } from "../domain/ids";
+import { hex, sha256, sha256Hex, timingSafeEqualText } from "../domain/ids";
 import type { AppEnv, Principal, Scope } from "./context";
 import { ApiError } from "./errors";
 
@@ -69,24 +69,26 @@ export function authenticatePortal(): MiddlewareHandler<AppEnv> {
   };
 }
 
-// The admin key's hash, per isolate: it was hashed again on every request (per value: a new
-// deployment may bring another key). Only the settled hash is shared, never a pending promise: a
+// The admin key's digest, per isolate: it was hashed again on every request (per value: a new
+// deployment may bring another key). Only the settled digest is shared, never a pending promise: a
 // promise created by one request and awaited by another is what workerd refuses as "I/O on behalf
 // of a different request" (see src/db/config.ts).
-let adminHash: { key: string; hash: string } | null = null;
-async function adminKeyHash(key: string): Promise<string> {
-  if (adminHash?.key !== key) adminHash = { key, hash: await sha256Hex(key) };
-  return adminHash.hash;
+let adminDigest: { key: string; digest: Uint8Array } | null = null;
+async function adminKeyDigest(key: string): Promise<Uint8Array> {
+  if (adminDigest?.key !== key) adminDigest = { key, digest: await sha256(key) };
+  return adminDigest.digest;
 }
 
 async function resolve(env: AppEnv["Bindings"], token: string): Promise<Principal> {
-  const hash = await sha256Hex(token);
-  if (env.ADMIN_API_KEY && timingSafeEqualText(hash, await adminKeyHash(env.ADMIN_API_KEY))) {
+  const digest = await sha256(token);
+  // Digests compared as bytes: both are 32 long, and no text is encoded per request for it.
+  if (env.ADMIN_API_KEY && crypto.subtle.timingSafeEqual(digest, await adminKeyDigest(env.ADMIN_API_KEY))) {
     return { namespace: ROOT_NAMESPACE, scopes: ["admin", "read", "ingest"], keyId: "root", root: true };
   }
   if (token.startsWith(PORTAL_TOKEN_PREFIX)) {
     throw new ApiError("unauthenticated", `a consumer portal token is accepted only by ${PORTAL_QUERY_ROUTE}; use an API key here`);
   }
+  const hash = hex(digest);
   return cached(env, hash, async () => {
     const row = await findKeyByHash(database(env.DB), hash);
     // The row was found by its hash; comparing again in constant time keeps the check independent of index timing.
