@@ -13,7 +13,7 @@ import { snapshotLag, webhookLatency } from "./delivery.mjs";
 export function plan(quick) {
   return quick
     ? { seconds: 1, warmup: 0.5, many: 50, latencyRounds: 30, latencyWarmup: 5, hookSubjects: 2, probeBatches: 2, lag: { subjects: 3, batch: 50, everyMs: 500, seconds: 2 } }
-    : { seconds: 10, warmup: 2, many: 1000, latencyRounds: 500, latencyWarmup: 50, hookSubjects: 20, probeBatches: 5, lag: { subjects: 8, batch: 50, everyMs: 1000, seconds: 60 } };
+    : { seconds: 10, warmup: 2, many: 1000, latencyRounds: 2000, latencyWarmup: 50, hookSubjects: 20, probeBatches: 5, lag: { subjects: 8, batch: 50, everyMs: 1000, seconds: 60 } };
 }
 
 /**

@@ -12,6 +12,7 @@ import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from
 import { Jobs } from "./jobs";
 import { applyConfig, isStaleConfig, loadMeters, type ConfigRef, type StaleConfig } from "./meters";
 import { getMeta, migrate, setMeta } from "./schema";
+import type { BalanceHistory, HistoryQuery } from "./history";
 import type { EntitlementCreate, EntitlementValue, GrantCreate } from "../domain/entitlement";
 import { checkAndRecord, type CheckAnswer, type CheckInput } from "./check";
 import { countEntitlementUsage, rebuildForMeters } from "./counters";
@@ -162,6 +163,12 @@ export class CustomerDO extends DurableObject<Env> {
     return this.read(id, config, (now) => ops.getEntitlement(this.sql, idOrFeature, now));
   }
 
+  /** The entitlement named is replaced by `input` in one transaction (ops.overrideEntitlement). */
+  async overrideEntitlement(id: Identity, config: ConfigRef, idOrFeature: string, input: EntitlementCreate): Promise<Result<{ replaced: string; entitlement: EntitlementRecord }> | StaleConfig> {
+    if (!this.owns(id)) return unknownSubject(id);
+    return this.write(config, (now) => ops.overrideEntitlement(this.sql, idOrFeature, input, now));
+  }
+
   async deleteEntitlement(id: Identity, config: ConfigRef, idOrFeature: string): Promise<Result<{ id: string }> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => ops.deleteEntitlement(this.sql, idOrFeature, now));
@@ -170,6 +177,11 @@ export class CustomerDO extends DurableObject<Env> {
   /** Served from the running counters (read-your-writes); `time` in the past is computed from buckets. */
   entitlementValue(id: Identity, config: ConfigRef, idOrFeature: string, time: number | null): Result<EntitlementValue & { entitlementId: string }> | StaleConfig {
     return this.read(id, config, (now) => ops.entitlementValue(this.sql, idOrFeature, time, now));
+  }
+
+  /** OpenMeter's history: windowed usage and the grants' burn-down (customer/history.ts). */
+  entitlementHistory(id: Identity, config: ConfigRef, idOrFeature: string, q: HistoryQuery): Result<BalanceHistory> | StaleConfig {
+    return this.read(id, config, (now) => ops.entitlementHistory(this.sql, idOrFeature, q, now));
   }
 
   async resetEntitlement(id: Identity, config: ConfigRef, idOrFeature: string, req: ResetRequest): Promise<Result<null> | StaleConfig> {

@@ -4,6 +4,8 @@ import { iso } from "../domain/time";
 import { fail, findEntitlement, findForValue, hasLiveEntitlement, insertEntitlement, markDeleted, ok, saveState, toRecord, type EntitlementRecord, type EntitlementRow, type Result } from "./entitlements";
 import { findGrant, grantsOf, insertGrant, loadGrants, markVoided, toGrants, type GrantRow } from "./grants";
 import { balanceAt, balanceNow, ensureCurrent, rebuild, startSegment, toValue } from "./segments";
+import { keepIf } from "./event-log";
+import { balanceHistory, type BalanceHistory, type HistoryQuery } from "./history";
 import type { Sql } from "./sql";
 
 /**
@@ -115,6 +117,25 @@ export function deleteEntitlement(sql: Sql, idOrFeature: string, now: number): R
   return ok({ id: e.id });
 }
 
+/**
+ * OpenMeter's override: the live entitlement named is deleted and `input` (for the same feature) is
+ * created in its place, both or neither (a refused create keeps the old one live).
+ */
+export function overrideEntitlement(sql: Sql, idOrFeature: string, input: EntitlementCreate, now: number): Result<{ replaced: string; entitlement: EntitlementRecord }> {
+  const old = findEntitlement(sql, idOrFeature);
+  if (!old) return NOT_FOUND_ENTITLEMENT(idOrFeature);
+  if (old.featureId !== input.feature.id) {
+    return fail("validation_failed", `entitlement ${old.id} is for feature ${old.featureKey}, not ${input.feature.key}: an override keeps the feature`, "featureKey");
+  }
+  let created: Result<EntitlementRecord> = NOT_FOUND_ENTITLEMENT(idOrFeature);
+  keepIf(sql, () => {
+    markDeleted(sql, old.id, now);
+    created = createEntitlement(sql, input, now);
+    return created.ok;
+  });
+  return created.ok ? ok({ replaced: old.id, entitlement: created.value }) : created;
+}
+
 export function entitlementValue(sql: Sql, idOrFeature: string, time: number | null, now: number): Result<EntitlementValue & { entitlementId: string }> {
   const e = findForValue(sql, idOrFeature);
   if (!e) return NOT_FOUND_ENTITLEMENT(idOrFeature);
@@ -123,6 +144,15 @@ export function entitlementValue(sql: Sql, idOrFeature: string, time: number | n
   if (time === null || time >= now) return ok({ entitlementId: e.id, ...toValue(e, balanceNow(sql, e, grants, now)) });
   ensureCurrent(sql, e, grants, now);
   return ok({ entitlementId: e.id, ...toValue(e, balanceAt(sql, e, grants, time)) });
+}
+
+export function entitlementHistory(sql: Sql, idOrFeature: string, q: HistoryQuery, now: number): Result<BalanceHistory> {
+  const e = findEntitlement(sql, idOrFeature);
+  if (!e) return NOT_FOUND_ENTITLEMENT(idOrFeature);
+  if (!e.def.metered) return fail("validation_failed", `entitlement ${e.id} is ${e.type}: only metered entitlements have a usage history`);
+  const grants = grantsOf(sql, e.id);
+  ensureCurrent(sql, e, grants, now);
+  return balanceHistory(sql, e, e.def.metered, grants, q, now);
 }
 
 export function listGrants(sql: Sql, idOrFeature: string, includeDeleted = false): Result<GrantRow[]> {

@@ -12,6 +12,7 @@ import type { AppEnv } from "./context";
 import { ApiError, problem, zodIssues } from "./errors";
 import { check } from "./check";
 import { debug } from "./debug";
+import { entitlementHistory } from "./entitlement-history";
 import { entitlements } from "./entitlements";
 import { namespaceEntitlements } from "./entitlements-namespace";
 import { events } from "./events";
@@ -66,7 +67,7 @@ const authenticateApiKey = authenticate();
 app.use("/api/*", (c, next) => (isPortalQuery(c.req.method, c.req.path) ? next() : authenticateApiKey(c, next)));
 // After authentication, so an unauthenticated caller never gets its body read. Ingest reads its own.
 app.use("/api/*", jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" }));
-for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, namespaceEntitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
+for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, entitlementHistory, namespaceEntitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
 
 app.notFound((c) => {
   const path = new URL(c.req.url).pathname;

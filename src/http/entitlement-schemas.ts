@@ -28,7 +28,7 @@ export const Interval = z
 
 export const RecurringPeriodInput = z.object({ interval: Interval, anchor: DateTime.optional() }).openapi("RecurringPeriodCreateInput");
 const RecurringPeriod = z.object({ interval: z.enum(PERIOD_INTERVALS as [PeriodInterval, ...PeriodInterval[]]), intervalISO: z.string(), anchor: z.string() }).openapi("RecurringPeriod");
-const Period = z.object({ from: z.string(), to: z.string() }).openapi("Period");
+export const Period = z.object({ from: z.string(), to: z.string() }).openapi("Period");
 
 /** An amount of usage or credit: finite and bounded, so no balance or sum of them can overflow (MAX_ABS_VALUE). */
 export const amount = () => z.number().finite().max(MAX_ABS_VALUE, `must be at most ${MAX_ABS_VALUE}`);

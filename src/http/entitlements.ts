@@ -1,7 +1,8 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { customer, withConfig } from "../customer/client";
-import type { Identity } from "../customer/do";
+import type { CustomerDO, Identity } from "../customer/do";
+import type { ConfigRef, StaleConfig } from "../customer/meters";
 import type { Result } from "../customer/entitlements";
 import { database } from "../db/client";
 import { cachedNamespaceConfig, readNamespaceConfig, type NamespaceConfig } from "../db/config";
@@ -68,23 +69,62 @@ entitlements.openapi(
     responses: { 201: { description: "Created", content: json(EntitlementSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
   }),
   async (c) => {
-    const namespace = c.get("principal").namespace;
-    const db = database(c.env.DB);
-    let subject = c.req.valid("param").subjectIdOrKey;
-    if (ULID_PATTERN.test(subject)) subject = (await subjectKeyById(db, namespace, subject)) ?? subject;
-    const input = await resolveCreate(c, c.req.valid("json"));
-    // A fresh read: the feature's meter may be younger than this isolate's cached definitions.
-    const config = await readNamespaceConfig(db, namespace);
-    const grantId = input.metered?.defaultGrantId;
-    if (grantId) await indexGrant(db, { id: grantId, namespace, subject, createdAt: Date.now(), entitlementId: input.id });
-    await indexEntitlement(db, { id: input.id, namespace, subject, featureId: input.feature.id, featureKey: input.feature.key, type: input.type, createdAt: Date.now(), deletedAt: null });
-    const r = await withConfig(config, (cfg) => stub(c, { namespace, subject }).createEntitlement({ namespace, subject }, cfg, input));
-    // Only a definite refusal frees the index rows: after an error the entitlement and grant may exist.
-    if (!r.ok) {
-      if (grantId) await forgetGrantIndex(db, namespace, [grantId]).catch(() => {});
-      await forgetEntitlementIndex(db, namespace, input.id).catch(() => {});
-    }
-    return c.json(toEntitlementApi(unwrap(r), subject), 201);
+    const r = await createIndexed(c, c.req.valid("param").subjectIdOrKey, c.req.valid("json"), (s, id, cfg, input) => s.createEntitlement(id, cfg, input));
+    return c.json(toEntitlementApi(r.value, r.subject), 201);
+  },
+);
+
+type Create<T> = (s: DurableObjectStub<CustomerDO>, id: Identity, config: ConfigRef, input: EntitlementCreate) => Promise<Result<T> | StaleConfig>;
+
+/**
+ * Creates the entitlement `body` describes on the subject through `create` (a create or an override).
+ * The index rows (the entitlement's, its issueAfterReset grant's) are written before the object acts,
+ * and freed only on a definite refusal: after an error the entitlement and grant may exist.
+ */
+async function createIndexed<T>(c: Context<AppEnv>, subjectIdOrKey: string, body: EntitlementCreateBody, create: Create<T>): Promise<{ value: T; subject: string }> {
+  const namespace = c.get("principal").namespace;
+  const db = database(c.env.DB);
+  let subject = subjectIdOrKey;
+  if (ULID_PATTERN.test(subject)) subject = (await subjectKeyById(db, namespace, subject)) ?? subject;
+  const input = await resolveCreate(c, body);
+  // A fresh read: the feature's meter may be younger than this isolate's cached definitions.
+  const config = await readNamespaceConfig(db, namespace);
+  const grantId = input.metered?.defaultGrantId;
+  if (grantId) await indexGrant(db, { id: grantId, namespace, subject, createdAt: Date.now(), entitlementId: input.id });
+  await indexEntitlement(db, { id: input.id, namespace, subject, featureId: input.feature.id, featureKey: input.feature.key, type: input.type, createdAt: Date.now(), deletedAt: null });
+  const id = { namespace, subject };
+  const r = await withConfig(config, (cfg) => create(stub(c, id), id, cfg, input));
+  if (!r.ok) {
+    if (grantId) await forgetGrantIndex(db, namespace, [grantId]).catch(() => {});
+    await forgetEntitlementIndex(db, namespace, input.id).catch(() => {});
+  }
+  return { value: unwrap(r), subject };
+}
+
+/** The object has deleted it: a failed index write must not turn that into a 500 (the namespace list skips and repairs the row). */
+const indexDeletion = (c: Context<AppEnv>, id: string) =>
+  markEntitlementDeleted(database(c.env.DB), c.get("principal").namespace, id, Date.now()).catch((e) => console.error("entitlement index: marking a deletion failed", e));
+
+entitlements.openapi(
+  createRoute({
+    method: "put",
+    path: "/api/v1/subjects/{subjectIdOrKey}/entitlements/{entitlementIdOrFeatureKey}/override",
+    summary: "Override a subject's entitlement",
+    description:
+      "As OpenMeter: creates a new entitlement from the body and deletes the live one named (by id or feature key) in the same " +
+      "transaction of the subject's Durable Object, so the subject is never without one. The body is a create request for the same " +
+      "feature (400 otherwise); 404 when no live entitlement has that id or feature key. The new entitlement starts its own usage " +
+      "(measureUsageFrom, default now), grants and thresholds; the old one stays listed with includeDeleted=true.",
+    tags: ["Entitlements"],
+    middleware: [requireScope("admin")] as const,
+    request: { params: EntOrFeatureParam, body: { required: true, content: json(EntitlementCreateSchema) } },
+    responses: { 201: { description: "The new entitlement", content: json(EntitlementSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
+  }),
+  async (c) => {
+    const p = c.req.valid("param");
+    const r = await createIndexed(c, p.subjectIdOrKey, c.req.valid("json"), (s, id, cfg, input) => s.overrideEntitlement(id, cfg, p.entitlementIdOrFeatureKey, input));
+    await indexDeletion(c, r.value.replaced);
+    return c.json(toEntitlementApi(r.value.entitlement, r.subject), 201);
   },
 );
 
@@ -180,9 +220,8 @@ entitlements.openapi(
     const p = c.req.valid("param");
     const config = await namespaceConfig(c);
     const r = await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => stub(c, id).deleteEntitlement(id, cfg, p.entitlementId)));
-    // The object has deleted it: a failed index write must not turn that into a 500, and an object on
-    // older code answers null. Either way the namespace list skips and repairs the row.
-    if (r.value) await markEntitlementDeleted(database(c.env.DB), c.get("principal").namespace, r.value.id, Date.now()).catch((e) => console.error("entitlement index: marking a deletion failed", e));
+    // An object on older code answers null: the namespace list skips and repairs the row.
+    if (r.value) await indexDeletion(c, r.value.id);
     return c.body(null, 204);
   },
 );
