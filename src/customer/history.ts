@@ -1,11 +1,11 @@
 import { truncMinute } from "../domain/entitlement";
-import { computeBalance, type EntitlementBalance, type Grant, type PeriodStartState } from "../domain/grants";
+import { computeBalance, isGrantActiveAt, type EntitlementBalance, type Grant, type PeriodStartState, type UsagePoint } from "../domain/grants";
 import { iso } from "../domain/time";
 import { nextWindowStart, windowStart, type WindowSize } from "../domain/windows";
 import { fail, ok, type EntitlementRow, type Result } from "./entitlements";
 import { ceilMinute, phaseStarts } from "./segments";
 import type { Sql } from "./sql";
-import { latest, usagePoints, type Metered } from "./usage";
+import { distinctValues, latest, usagePoints, type Metered } from "./usage";
 
 /**
  * OpenMeter's entitlement history (GET …/entitlements/{entitlementId}/history), computed from the
@@ -14,10 +14,11 @@ import { latest, usagePoints, type Metered } from "./usage";
  * - windowedHistory: usage per window (windowSize in windowTimeZone; the first and last windows are
  *   cut to [from, to)) with the balance at the window's start; only windows with usage.
  * - burndownHistory: segments of [from, to) between the instants that change the burn-down — a usage
- *   period starting, a reset, a grant becoming active, expiring or voided — with the balances of each
- *   grant at both ends and what each grant covered in between.
- * Usage within a period is measured from that period's start, as the balance is: UNIQUE_COUNT counts
- * a value in the window where the period first saw it; LATEST reports the latest value in the window.
+ *   period starting, a reset, a grant becoming active, expiring or voided — with the balance of each
+ *   grant active at either end and what each grant covered in between.
+ * A window's usage is what a meter query of that window answers (UNIQUE_COUNT: its distinct values;
+ * LATEST: its latest value); the balances burn usage down as the entitlement's value does. At most
+ * MAX_HISTORY_WINDOWS windows and as many segments per request.
  */
 
 export const MAX_HISTORY_WINDOWS = 1000;
@@ -76,38 +77,29 @@ export function balanceHistory(sql: Sql, e: EntitlementRow, m: Metered, grants: 
   const windows: Span[] = [];
   for (let s = windowStart(from, q.windowSize, q.timeZone); s < to; ) {
     const next = nextWindowStart(s, q.windowSize, q.timeZone);
-    if (windows.length === MAX_HISTORY_WINDOWS) {
-      return fail("validation_failed", `from ${iso(from)} to ${iso(to)} spans more than ${MAX_HISTORY_WINDOWS} windows of a ${q.windowSize}: narrow the range or use a larger windowSize`, "windowSize");
-    }
+    if (windows.length === MAX_HISTORY_WINDOWS) return tooMany(`windows of a ${q.windowSize}`, "use a larger windowSize");
     windows.push({ from: Math.max(s, from), to: Math.min(next, to) });
     s = next;
   }
+  // Burn-down segments: cut at every period start and every change of the grants' burn order.
+  const cutSet = new Set<number>([from, to, ...phaseStarts(grants, from, to)]);
+  for (const p of periods) if (p.from > from && p.from < to) cutSet.add(p.from);
+  const cuts = [...cutSet].sort((a, b) => a - b);
+  if (cuts.length - 1 > MAX_HISTORY_WINDOWS) return tooMany("burn-down segments (usage periods, resets and grant changes)", "narrow the range");
 
-  const periodAt = (t: number): Period => periods.findLast((p) => p.from <= t) ?? periods[0]!;
-  // The balance at `at` within period `p`, from the buckets (what balanceAt does for a past time).
-  const balance = (p: Period, at: number): EntitlementBalance => {
-    const usage = usagePoints(sql, m, phaseStarts(grants, p.from, at), at).map((u) => ({ at: Math.min(u.at, at), amount: u.amount }));
-    return computeBalance({ grants, start: { at: p.from, ...p.state }, at, usage });
-  };
-
+  const usage = new UsageReader(sql, m, grants, periods, [...cuts, ...windows.map((w) => w.from)], to);
   const windowedHistory: HistoryWindow[] = [];
   for (const w of windows) {
-    const usage = windowUsage(sql, m, periods, w);
-    if (usage !== 0) windowedHistory.push({ period: w, usage, balanceAtStart: balance(periodAt(w.from), w.from).balance });
+    const used = usage.inWindow(w);
+    if (used !== 0) windowedHistory.push({ period: w, usage: used, balanceAtStart: usage.balance(w.from).balance });
   }
-
-  // Burn-down segments: cut at every period start and every change of the grants' burn order.
-  const cuts = new Set<number>([from, to, ...phaseStarts(grants, from, to)]);
-  for (const p of periods) if (p.from > from && p.from < to) cuts.add(p.from);
-  const sorted = [...cuts].sort((a, b) => a - b);
   const burndownHistory: BurndownSegment[] = [];
-  for (let i = 0; i + 1 < sorted.length; i++) {
-    const a = sorted[i]!;
-    const b = sorted[i + 1]!;
-    const p = periodAt(a);
-    const start = balance(p, a);
-    // Just before the next cut: a grant expiring there still counts, one becoming active does not.
-    const end = balance(p, b - 1);
+  for (let i = 0; i + 1 < cuts.length; i++) {
+    const a = cuts[i]!;
+    const b = cuts[i + 1]!;
+    const start = usage.balance(a);
+    // Just before the next cut, in the same period: a grant expiring there still counts, one becoming active does not.
+    const end = usage.balance(b - 1, a);
     const grantUsages = Object.keys(start.grantBalances)
       .map((grantId) => ({ grantId, usage: start.grantBalances[grantId]! - (end.grantBalances[grantId] ?? 0) }))
       .filter((g) => g.usage > 0);
@@ -125,20 +117,60 @@ export function balanceHistory(sql: Sql, e: EntitlementRow, m: Metered, grants: 
   return ok({ windowedHistory, burndownHistory });
 }
 
-/** The feature's usage in window `w`, each part measured within its usage period. */
-function windowUsage(sql: Sql, m: Metered, periods: readonly Period[], w: Span): number {
-  if (m.aggregation === "LATEST") return latest(sql, m, w.from, w.to)?.value ?? 0;
-  let total = 0;
-  for (const p of periods) {
-    const from = Math.max(p.from, w.from);
-    const to = Math.min(p.to, w.to);
-    if (to <= from) continue;
-    if (m.aggregation === "UNIQUE_COUNT") {
-      // Values first seen in the period inside this part of the window.
-      for (const u of usagePoints(sql, m, [p.from], to)) if (u.at >= from) total += u.amount;
-    } else {
-      total += usagePoints(sql, m, [from], to)[0]?.amount ?? 0;
+const tooMany = (what: string, hint: string): Result<never> =>
+  fail("validation_failed", `the range spans more than ${MAX_HISTORY_WINDOWS} ${what}: ${hint}`, hint.includes("windowSize") ? "windowSize" : "from");
+
+/**
+ * The feature's usage over the history's periods, read once: SUM and COUNT as one amount per piece
+ * between consecutive instants the history reports (and phase starts), UNIQUE_COUNT as the minutes
+ * each period first saw its values. A balance at any of those instants then adds up points in
+ * memory instead of reading the buckets from the period's start again. LATEST (one value, not a
+ * sum) is read per instant.
+ */
+class UsageReader {
+  private readonly points = new Map<Period, UsagePoint[]>();
+
+  constructor(
+    private readonly sql: Sql,
+    private readonly m: Metered,
+    private readonly grants: readonly Grant[],
+    private readonly periods: readonly Period[],
+    instants: readonly number[],
+    to: number,
+  ) {
+    if (m.aggregation === "LATEST") return;
+    for (const p of periods) {
+      const end = Math.min(p.to, to);
+      if (end <= p.from || p.to <= instants[0]!) continue;
+      const starts = new Set([p.from, ...phaseStarts(grants, p.from, end)]);
+      for (const t of instants) if (t > p.from && t < end) starts.add(t);
+      this.points.set(p, usagePoints(sql, m, [...starts].sort((x, y) => x - y), end));
     }
   }
-  return total;
+
+  private periodAt(t: number): Period {
+    return this.periods.findLast((p) => p.from <= t) ?? this.periods[0]!;
+  }
+
+  /** The balance at `at`, counted from the start of the period `within` (default: the one containing `at`) lies in. */
+  balance(at: number, within = at): EntitlementBalance {
+    const p = this.periodAt(within);
+    const read = this.points.get(p);
+    const usage = read
+      ? read.filter((u) => u.at < at)
+      : usagePoints(this.sql, this.m, phaseStarts(this.grants, p.from, at), at).map((u) => ({ at: Math.min(u.at, at), amount: u.amount }));
+    const b = computeBalance({ grants: this.grants, start: { at: p.from, ...p.state }, at, usage });
+    // Only the grants active at that instant (OpenMeter: "each active grant").
+    const active = new Set(this.grants.filter((g) => isGrantActiveAt(g, at)).map((g) => g.id));
+    return { ...b, grantBalances: Object.fromEntries(Object.entries(b.grantBalances).filter(([id]) => active.has(id))) };
+  }
+
+  /** Usage in window `w`: SUM/COUNT as in the balance; UNIQUE_COUNT and LATEST as a meter query of the window counts it. */
+  inWindow(w: Span): number {
+    if (this.m.aggregation === "LATEST") return latest(this.sql, this.m, w.from, w.to)?.value ?? 0;
+    if (this.m.aggregation === "UNIQUE_COUNT") return distinctValues(this.sql, this.m, w.from, w.to);
+    let total = 0;
+    for (const points of this.points.values()) for (const u of points) if (u.at >= w.from && u.at < w.to) total += u.amount;
+    return total;
+  }
 }

@@ -124,7 +124,8 @@ export function deleteEntitlement(sql: Sql, idOrFeature: string, now: number): R
 export function overrideEntitlement(sql: Sql, idOrFeature: string, input: EntitlementCreate, now: number): Result<{ replaced: string; entitlement: EntitlementRecord }> {
   const old = findEntitlement(sql, idOrFeature);
   if (!old) return NOT_FOUND_ENTITLEMENT(idOrFeature);
-  if (old.featureId !== input.feature.id) {
+  // By key: a feature archived and created again under its key is still "the same feature" to replace.
+  if (old.featureKey !== input.feature.key) {
     return fail("validation_failed", `entitlement ${old.id} is for feature ${old.featureKey}, not ${input.feature.key}: an override keeps the feature`, "featureKey");
   }
   let created: Result<EntitlementRecord> = NOT_FOUND_ENTITLEMENT(idOrFeature);

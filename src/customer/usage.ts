@@ -96,6 +96,12 @@ function uniqueFirsts(sql: Sql, m: Metered, from: number, to: number): UsagePoin
     .map((r) => ({ at: r.first, amount: r.n }));
 }
 
+/** Distinct values in [from, to) among the feature's groups: a UNIQUE_COUNT meter query of that window. */
+export function distinctValues(sql: Sql, m: Metered, from: number, to: number): number {
+  const f = groupFilter(m);
+  return sql.one<{ n: number }>(`SELECT count(DISTINCT value) AS n FROM uniques WHERE meter_id = ? AND minute >= ? AND minute < ?${f.where}`, m.meterId, from, to, ...f.params)?.n ?? 0;
+}
+
 /** Whether `value` was already counted for the feature in [from, to): a check's UNIQUE_COUNT contribution. */
 export function uniqueSeen(sql: Sql, m: Metered, from: number, to: number, value: string): boolean {
   const f = groupFilter(m);

@@ -34,7 +34,12 @@ export const Period = z.object({ from: z.string(), to: z.string() }).openapi("Pe
 export const amount = () => z.number().finite().max(MAX_ABS_VALUE, `must be at most ${MAX_ABS_VALUE}`);
 
 /** Parses an RFC 3339 value already checked by zod. */
-export const ms = (v: string) => parseRfc3339(v)!;
+/** A date-time zod has accepted, in epoch ms. zod takes any number of fractional digits; beyond 9 is refused here rather than read as absent. */
+export function ms(v: string): number {
+  const t = parseRfc3339(v);
+  if (t === null) throw new ApiError("validation_failed", `${JSON.stringify(v.slice(0, 64))} is not a date-time this API reads: at most 9 fractional digits`);
+  return t;
+}
 
 export const FeatureSchema = z
   .object({
