@@ -118,6 +118,10 @@ describe("entitlement history (OpenMeter's GET …/entitlements/{entitlementId}/
       [isoAt(h0 + 30 * MINUTE), 20],
       [isoAt(h0 + 90 * MINUTE), 30],
     ]);
+    // The ends of time are clamped to what was measured: from the first period, up to now.
+    const wide = await history(s, "from=0001-01-01T00:00:00Z&to=9999-12-31T23:59:59.999999999Z&windowSize=DAY&windowTimeZone=America/New_York");
+    expect(wide.status, wide.text).toBe(200);
+    expect(wide.body.windowedHistory.reduce((n: number, w: any) => n + w.usage, 0)).toBe(60);
     const doc = (await api("GET", "/openapi.json", { key: null })).body;
     expect(doc.paths["/api/v1/subjects/{subjectIdOrKey}/entitlements/{entitlementId}/history"].get).toBeDefined();
   });
