@@ -65,10 +65,7 @@ export class CustomerDO extends DurableObject<Env> {
   protected readonly dedupe: DedupeHint = { duplicatesLikely: false };
   protected alarms = 0;
   private registered = false;
-  /**
-   * Registered in D1 but not yet recorded here: the next batch that counts events records it in its
-   * transaction (no commit of its own). If none comes before a restart, the subject registers again.
-   */
+  /** Registered in D1 but not yet recorded here: the next write transaction records it (no commit of its own). */
   private registrationUnrecorded = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
@@ -262,10 +259,14 @@ export class CustomerDO extends DurableObject<Env> {
     const held = this.meters.version;
     try {
       if (kind === "read" && config.version <= held) return this.sql.readsFirst(fn);
-      return this.sql.transaction(() => {
+      const recording = this.registrationUnrecorded;
+      const r = this.sql.transaction(() => {
         this.sync(config);
+        if (recording) setMeta(this.sql, "registered", 1);
         return fn();
       });
+      if (recording) this.registrationUnrecorded = false;
+      return r;
     } catch (e) {
       // Definitions applied in a transaction that rolled back are not stored: memory must not keep
       // them either, or later calls naming that version would count with meters never re-metered.
@@ -311,12 +312,7 @@ export class CustomerDO extends DurableObject<Env> {
    * Everything else a counted batch changes, inside the same transaction as the count
    * (DESIGN invariant 1): entitlement usage, threshold crossings, snapshot bookkeeping.
    */
-  /** Inside the transaction that stored new events (a duplicate-only batch writes nothing, so never here). */
   protected counted(outcome: IngestOutcome, now: number): void {
-    if (this.registrationUnrecorded) {
-      setMeta(this.sql, "registered", 1);
-      this.registrationUnrecorded = false;
-    }
     this.jobs.due("prune", now + PRUNE_EVERY_MS);
     countEntitlementUsage(this.sql, outcome.buckets, now);
     this.notifier.evaluate(new Set(outcome.buckets.deltas().map((d) => d.meterId)), now);
