@@ -65,8 +65,6 @@ export class CustomerDO extends DurableObject<Env> {
   protected readonly dedupe: DedupeHint = { duplicatesLikely: false };
   protected alarms = 0;
   private registered = false;
-  /** Registered in D1 but not yet recorded here: the next write transaction records it (no commit of its own). */
-  private registrationUnrecorded = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -259,14 +257,10 @@ export class CustomerDO extends DurableObject<Env> {
     const held = this.meters.version;
     try {
       if (kind === "read" && config.version <= held) return this.sql.readsFirst(fn);
-      const recording = this.registrationUnrecorded;
-      const r = this.sql.transaction(() => {
+      return this.sql.transaction(() => {
         this.sync(config);
-        if (recording) setMeta(this.sql, "registered", 1);
         return fn();
       });
-      if (recording) this.registrationUnrecorded = false;
-      return r;
     } catch (e) {
       // Definitions applied in a transaction that rolled back are not stored: memory must not keep
       // them either, or later calls naming that version would count with meters never re-metered.
@@ -366,10 +360,8 @@ export class CustomerDO extends DurableObject<Env> {
     // Outside the transaction on purpose: the usage is already durable; if D1 fails, the next batch retries.
     try {
       await registerSubject(database(this.env.DB), this.identity.namespace, this.identity.subject, now);
+      setMeta(this.sql, "registered", 1);
       this.registered = true;
-      // Recorded by the next write rather than by a commit (and fsync) of its own, which every new
-      // subject paid: until then a restart registers again, which D1's upsert makes harmless.
-      this.registrationUnrecorded = true;
     } catch (e) {
       console.error("subject registration failed; will retry", e);
     }

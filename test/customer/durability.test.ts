@@ -30,26 +30,6 @@ describe("eviction", () => {
   });
 });
 
-describe("a new subject's registration in D1", () => {
-  it("is recorded in the object by its next write, not by a commit of its own; an eviction before that registers again, once", async () => {
-    const subject = uid("reg");
-    const stub = customerStub(subject);
-    const recorded = () => runInDurableObject(stub, (_, state) => state.storage.sql.exec("SELECT value FROM meta WHERE key = 'registered'").toArray().length);
-    expect(await ingestOk([ev(subject, 1)])).toMatchObject({ accepted: 1 });
-    expect((await api("GET", `/api/v1/subjects/${subject}`)).status).toBe(200);
-    expect(await recorded()).toBe(0);
-
-    await evictDurableObject(stub);
-    expect(await ingestOk([ev(subject, 2)])).toMatchObject({ accepted: 1 });
-    expect(await recorded()).toBe(0);
-    expect(await ingestOk([ev(subject, 3)])).toMatchObject({ accepted: 1 });
-    expect(await recorded()).toBe(1);
-    const listed = (await api("GET", "/api/v1/subjects?limit=1000")).body.filter((x: any) => x.key === subject);
-    expect(listed).toHaveLength(1);
-    expect(await total(METER, subject)).toBe(6);
-  });
-});
-
 describe("re-metering from the retained event log", () => {
   it("a meter created after its events were ingested counts them", async () => {
     const subject = uid("before");
