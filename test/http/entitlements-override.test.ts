@@ -65,6 +65,18 @@ describe("entitlement override (OpenMeter's PUT …/entitlements/{entitlementIdO
     expect((await api("GET", `/api/v1/entitlements?subject=${s.subject}`)).body).toEqual([]);
   });
 
+  it("turns a boolean entitlement into a static one of the same feature", async () => {
+    const subject = uid("s");
+    const flag = uid("flag");
+    expect((await api("POST", "/api/v1/features", { body: { key: flag, name: flag } })).status).toBe(201);
+    const b = await api("POST", `/api/v1/subjects/${subject}/entitlements`, { body: { type: "boolean", featureKey: flag } });
+    expect(b.status, b.text).toBe(201);
+    const r = await override(subject, b.body.id, { type: "static", featureKey: flag, config: JSON.stringify({ seats: 5 }) });
+    expect(r.status, r.text).toBe(201);
+    const v = await api("GET", `/api/v1/subjects/${subject}/entitlements/${flag}/value`);
+    expect(v.body).toEqual({ hasAccess: true, config: JSON.stringify({ seats: 5 }) });
+  });
+
   it("needs an admin key and is documented", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 10 } });
     const reader = await createKey({ scopes: ["read", "ingest"] });
