@@ -5,7 +5,7 @@ import { nextWindowStart, windowStart, type WindowSize } from "../domain/windows
 import { fail, ok, type EntitlementRow, type Result } from "./entitlements";
 import { ceilMinute, phaseStarts } from "./segments";
 import type { Sql } from "./sql";
-import { distinctValues, latest, usagePoints, type Metered } from "./usage";
+import { distinctValues, latest, latestByMinute, usagePoints, type Metered } from "./usage";
 
 /**
  * OpenMeter's entitlement history (GET …/entitlements/{entitlementId}/history), computed from the
@@ -125,10 +125,11 @@ const tooMany = (what: string, hint: string): Result<never> =>
  * between consecutive instants the history reports (and phase starts), UNIQUE_COUNT as the minutes
  * each period first saw its values. A balance at any of those instants then adds up points in
  * memory instead of reading the buckets from the period's start again. LATEST (one value, not a
- * sum) is read per instant.
+ * sum): each minute's latest value so far, found for an instant by binary search.
  */
 class UsageReader {
   private readonly points = new Map<Period, UsagePoint[]>();
+  private readonly latest = new Map<Period, ReturnType<typeof latestByMinute>>();
 
   constructor(
     private readonly sql: Sql,
@@ -138,10 +139,13 @@ class UsageReader {
     instants: readonly number[],
     to: number,
   ) {
-    if (m.aggregation === "LATEST") return;
     for (const p of periods) {
       const end = Math.min(p.to, to);
       if (end <= p.from || p.to <= instants[0]!) continue;
+      if (m.aggregation === "LATEST") {
+        this.latest.set(p, latestByMinute(sql, m, p.from, end));
+        continue;
+      }
       const starts = new Set([p.from, ...phaseStarts(grants, p.from, end)]);
       for (const t of instants) if (t > p.from && t < end) starts.add(t);
       this.points.set(p, usagePoints(sql, m, [...starts].sort((x, y) => x - y), end));
@@ -155,14 +159,25 @@ class UsageReader {
   /** The balance at `at`, counted from the start of the period `within` (default: the one containing `at`) lies in. */
   balance(at: number, within = at): EntitlementBalance {
     const p = this.periodAt(within);
-    const read = this.points.get(p);
-    const usage = read
-      ? read.filter((u) => u.at < at)
-      : usagePoints(this.sql, this.m, phaseStarts(this.grants, p.from, at), at).map((u) => ({ at: Math.min(u.at, at), amount: u.amount }));
+    const usage = this.m.aggregation === "LATEST" ? this.latestBefore(p, at) : (this.points.get(p) ?? []).filter((u) => u.at < at);
     const b = computeBalance({ grants: this.grants, start: { at: p.from, ...p.state }, at, usage });
     // Only the grants active at that instant (OpenMeter: "each active grant").
     const active = new Set(this.grants.filter((g) => isGrantActiveAt(g, at)).map((g) => g.id));
     return { ...b, grantBalances: Object.fromEntries(Object.entries(b.grantBalances).filter(([id]) => active.has(id))) };
+  }
+
+  /** A LATEST feature's usage at `at`: the latest value of the period's minutes before it. */
+  private latestBefore(p: Period, at: number): UsagePoint[] {
+    const minutes = this.latest.get(p) ?? [];
+    let lo = 0;
+    let hi = minutes.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (minutes[mid]!.minute < at) lo = mid + 1;
+      else hi = mid;
+    }
+    const best = lo > 0 ? minutes[lo - 1]!.best : null;
+    return best ? [{ at: Math.min(best.at, at), amount: best.value }] : [];
   }
 
   /** Usage in window `w`: SUM/COUNT as in the balance; UNIQUE_COUNT and LATEST as a meter query of the window counts it. */

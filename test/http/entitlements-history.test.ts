@@ -99,6 +99,15 @@ describe("entitlement history (OpenMeter's GET …/entitlements/{entitlementId}/
     expect(r.body.burndownHistory.map((b: any) => b.usage)).toEqual([3]);
   });
 
+  it("reports a LATEST window's latest value, and the balance at each window's start from the latest value before it", async () => {
+    const s = await setup({ aggregation: "LATEST", entitlement: { issueAfterReset: 100, measureUsageFrom: "CURRENT_PERIOD_START" } });
+    const h0 = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
+    await ingestOk([10, 30, 20].map((tokens, i) => usage(s, { tokens }, { time: isoAt(h0 + i * HOUR + 5 * MINUTE) })));
+    const r = await history(s, `from=${isoAt(h0)}&to=${isoAt(h0 + 3 * HOUR)}&windowSize=HOUR`);
+    expect(r.body.windowedHistory.map((w: any) => [w.usage, w.balanceAtStart])).toEqual([[10, 100], [30, 90], [20, 70]]);
+    expect(r.body.burndownHistory.map((b: any) => [b.usage, b.balanceAtEnd])).toEqual([[20, 80]]);
+  });
+
   it("answers 404 for an unknown entitlement or subject, 400 for a bad query or a flag", async () => {
     const { s, h0 } = await threeHours({ issueAfterReset: 10 });
     expectProblem(await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${uid("none")}/history?windowSize=HOUR`), 404, "not_found");
