@@ -5,7 +5,7 @@ import { nextWindowStart, windowStart, type WindowSize } from "../domain/windows
 import { fail, ok, type EntitlementRow, type Result } from "./entitlements";
 import { ceilMinute, phaseStarts } from "./segments";
 import type { Sql } from "./sql";
-import { distinctValues, latest, latestByMinute, usagePoints, type Metered } from "./usage";
+import { distinctValues, latest, usagePoints, type Metered } from "./usage";
 
 /**
  * OpenMeter's entitlement history (GET …/entitlements/{entitlementId}/history), computed from the
@@ -121,15 +121,17 @@ const tooMany = (what: string, hint: string): Result<never> =>
   fail("validation_failed", `the range spans more than ${MAX_HISTORY_WINDOWS} ${what}: ${hint}`, hint.includes("windowSize") ? "windowSize" : "from");
 
 /**
- * The feature's usage over the history's periods, read once: SUM and COUNT as one amount per piece
- * between consecutive instants the history reports (and phase starts), UNIQUE_COUNT as the minutes
- * each period first saw its values. A balance at any of those instants then adds up points in
- * memory instead of reading the buckets from the period's start again. LATEST (one value, not a
- * sum): each minute's latest value so far, found for an instant by binary search.
+ * The feature's usage over the history's periods, read once and cut into pieces at every instant the
+ * history reports (and at phase starts): a piece [s_i, s_{i+1}) holds SUM/COUNT's amount, or the
+ * number of values UNIQUE_COUNT's period first saw in it, or LATEST's latest value up to its end.
+ * Every balance is asked at a piece boundary (a cut is a whole minute, and a segment's end `b - 1`
+ * takes the piece ending at `b`), so it adds up the pieces before it in memory instead of reading
+ * the buckets from the period's start again; memory grows with the pieces, not with the buckets.
  */
 class UsageReader {
-  private readonly points = new Map<Period, UsagePoint[]>();
-  private readonly latest = new Map<Period, ReturnType<typeof latestByMinute>>();
+  private readonly pieces = new Map<Period, UsagePoint[]>();
+  /** LATEST: per period, after each piece, the latest value so far (null: none yet). */
+  private readonly latestAfter = new Map<Period, ({ at: number; value: number } | null)[]>();
 
   constructor(
     private readonly sql: Sql,
@@ -142,13 +144,32 @@ class UsageReader {
     for (const p of periods) {
       const end = Math.min(p.to, to);
       if (end <= p.from || p.to <= instants[0]!) continue;
+      const set = new Set([p.from, ...phaseStarts(grants, p.from, end)]);
+      for (const t of instants) if (t > p.from && t < end) set.add(t);
+      const starts = [...set].sort((x, y) => x - y);
+      const next = (i: number) => starts[i + 1] ?? end;
       if (m.aggregation === "LATEST") {
-        this.latest.set(p, latestByMinute(sql, m, p.from, end));
-        continue;
+        let best: { at: number; value: number } | null = null;
+        this.latestAfter.set(
+          p,
+          starts.map((s, i) => {
+            const l = latest(sql, m, s, next(i));
+            if (l && (best === null || l.at >= best.at)) best = l;
+            return best;
+          }),
+        );
+        this.pieces.set(p, starts.map((s) => ({ at: s, amount: 0 })));
+      } else if (m.aggregation === "UNIQUE_COUNT") {
+        const counts = starts.map((s) => ({ at: s, amount: 0 }));
+        let i = 0;
+        for (const first of usagePoints(sql, m, [p.from], end)) {
+          while (first.at >= next(i)) i++;
+          counts[i]!.amount += first.amount;
+        }
+        this.pieces.set(p, counts);
+      } else {
+        this.pieces.set(p, usagePoints(sql, m, starts, end));
       }
-      const starts = new Set([p.from, ...phaseStarts(grants, p.from, end)]);
-      for (const t of instants) if (t > p.from && t < end) starts.add(t);
-      this.points.set(p, usagePoints(sql, m, [...starts].sort((x, y) => x - y), end));
     }
   }
 
@@ -159,33 +180,24 @@ class UsageReader {
   /** The balance at `at`, counted from the start of the period `within` (default: the one containing `at`) lies in. */
   balance(at: number, within = at): EntitlementBalance {
     const p = this.periodAt(within);
-    const usage = this.m.aggregation === "LATEST" ? this.latestBefore(p, at) : (this.points.get(p) ?? []).filter((u) => u.at < at);
+    const before = (this.pieces.get(p) ?? []).filter((u) => u.at < at);
+    let usage = before;
+    if (this.m.aggregation === "LATEST") {
+      const best = before.length > 0 ? this.latestAfter.get(p)![before.length - 1]! : null;
+      usage = best ? [{ at: Math.min(best.at, at), amount: best.value }] : [];
+    }
     const b = computeBalance({ grants: this.grants, start: { at: p.from, ...p.state }, at, usage });
     // Only the grants active at that instant (OpenMeter: "each active grant").
     const active = new Set(this.grants.filter((g) => isGrantActiveAt(g, at)).map((g) => g.id));
     return { ...b, grantBalances: Object.fromEntries(Object.entries(b.grantBalances).filter(([id]) => active.has(id))) };
   }
 
-  /** A LATEST feature's usage at `at`: the latest value of the period's minutes before it. */
-  private latestBefore(p: Period, at: number): UsagePoint[] {
-    const minutes = this.latest.get(p) ?? [];
-    let lo = 0;
-    let hi = minutes.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (minutes[mid]!.minute < at) lo = mid + 1;
-      else hi = mid;
-    }
-    const best = lo > 0 ? minutes[lo - 1]!.best : null;
-    return best ? [{ at: Math.min(best.at, at), amount: best.value }] : [];
-  }
-
-  /** Usage in window `w`: SUM/COUNT as in the balance; UNIQUE_COUNT and LATEST as a meter query of the window counts it. */
+  /** Usage in window `w`: SUM/COUNT from the pieces; UNIQUE_COUNT and LATEST as a meter query of the window counts it. */
   inWindow(w: Span): number {
     if (this.m.aggregation === "LATEST") return latest(this.sql, this.m, w.from, w.to)?.value ?? 0;
     if (this.m.aggregation === "UNIQUE_COUNT") return distinctValues(this.sql, this.m, w.from, w.to);
     let total = 0;
-    for (const points of this.points.values()) for (const u of points) if (u.at >= w.from && u.at < w.to) total += u.amount;
+    for (const pieces of this.pieces.values()) for (const u of pieces) if (u.at >= w.from && u.at < w.to) total += u.amount;
     return total;
   }
 }

@@ -67,28 +67,6 @@ export function latest(sql: Sql, m: Metered, from: number, to: number): { at: nu
   return best;
 }
 
-/**
- * Each minute's latest value in [from, to) among the filtered groups, by minute, each with the latest
- * value of [from, that minute] so far: `latest` of any prefix of the range without reading it again.
- */
-export function latestByMinute(sql: Sql, m: Metered, from: number, to: number): { minute: number; best: { at: number; value: number } }[] {
-  const rows = sql.all<{ minute: number; g: string; at: number; v: number | null }>(
-    "SELECT minute, group_key AS g, latest_at AS at, latest AS v FROM buckets WHERE meter_id = ? AND minute >= ? AND minute < ? ORDER BY minute",
-    m.meterId,
-    from,
-    to,
-  );
-  const cache = new Map<string, boolean>();
-  const out: { minute: number; best: { at: number; value: number } }[] = [];
-  let best: { at: number; value: number } | null = null;
-  for (const r of rows) {
-    if (r.v === null || !matchesFilters(r.g, m.filters, cache)) continue;
-    if (best === null || r.at >= best.at) best = { at: r.at, value: r.v };
-    out.push({ minute: r.minute, best });
-  }
-  return out;
-}
-
 /** SQL conditions selecting the uniques of the feature's groups; the paths are bound, never spliced. */
 function groupFilter(m: Metered): { where: string; params: string[] } {
   const keys = Object.keys(m.filters);

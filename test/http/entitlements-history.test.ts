@@ -94,9 +94,11 @@ describe("entitlement history (OpenMeter's GET …/entitlements/{entitlementId}/
     const h0 = Math.floor(Date.now() / HOUR) * HOUR - 3 * HOUR;
     const seen = [["a"], ["a", "b"], ["b", "c"]];
     await ingestOk(seen.flatMap((users, i) => users.map((user) => usage(s, { user }, { time: isoAt(h0 + i * HOUR + 5 * MINUTE) }))));
+    // First seen on the very minute the third window starts: it belongs to that window, not before it.
+    await ingestOk([usage(s, { user: "d" }, { time: isoAt(h0 + 2 * HOUR) })]);
     const r = await history(s, `from=${isoAt(h0)}&to=${isoAt(h0 + 3 * HOUR)}&windowSize=HOUR`);
-    expect(r.body.windowedHistory.map((w: any) => [w.usage, w.balanceAtStart])).toEqual([[1, 100], [2, 99], [2, 98]]);
-    expect(r.body.burndownHistory.map((b: any) => b.usage)).toEqual([3]);
+    expect(r.body.windowedHistory.map((w: any) => [w.usage, w.balanceAtStart])).toEqual([[1, 100], [2, 99], [3, 98]]);
+    expect(r.body.burndownHistory.map((b: any) => b.usage)).toEqual([4]);
   });
 
   it("reports a LATEST window's latest value, and the balance at each window's start from the latest value before it", async () => {
