@@ -77,7 +77,7 @@ export function balanceHistory(sql: Sql, e: EntitlementRow, m: Metered, grants: 
   const windows: Span[] = [];
   for (let s = windowStart(from, q.windowSize, q.timeZone); s < to; ) {
     const next = nextWindowStart(s, q.windowSize, q.timeZone);
-    if (windows.length === MAX_HISTORY_WINDOWS) return tooMany(`windows of a ${q.windowSize}`, "use a larger windowSize");
+    if (windows.length === MAX_HISTORY_WINDOWS) return tooMany(`windows of a ${q.windowSize}`, "use a larger windowSize", "windowSize");
     windows.push({ from: Math.max(s, from), to: Math.min(next, to) });
     s = next;
   }
@@ -85,7 +85,7 @@ export function balanceHistory(sql: Sql, e: EntitlementRow, m: Metered, grants: 
   const cutSet = new Set<number>([from, to, ...phaseStarts(grants, from, to)]);
   for (const p of periods) if (p.from > from && p.from < to) cutSet.add(p.from);
   const cuts = [...cutSet].sort((a, b) => a - b);
-  if (cuts.length - 1 > MAX_HISTORY_WINDOWS) return tooMany("burn-down segments (usage periods, resets and grant changes)", "narrow the range");
+  if (cuts.length - 1 > MAX_HISTORY_WINDOWS) return tooMany("burn-down segments (usage periods, resets and grant changes)", "narrow the range", "from");
 
   const usage = new UsageReader(sql, m, grants, periods, [...cuts, ...windows.map((w) => w.from)], to);
   const windowedHistory: HistoryWindow[] = [];
@@ -117,8 +117,8 @@ export function balanceHistory(sql: Sql, e: EntitlementRow, m: Metered, grants: 
   return ok({ windowedHistory, burndownHistory });
 }
 
-const tooMany = (what: string, hint: string): Result<never> =>
-  fail("validation_failed", `the range spans more than ${MAX_HISTORY_WINDOWS} ${what}: ${hint}`, hint.includes("windowSize") ? "windowSize" : "from");
+const tooMany = (what: string, hint: string, field: string): Result<never> =>
+  fail("validation_failed", `the range spans more than ${MAX_HISTORY_WINDOWS} ${what}: ${hint}`, field);
 
 /**
  * The feature's usage over the history's periods, read once and cut into pieces at every instant the

@@ -41,9 +41,8 @@ export async function sha256Hex(text: string): Promise<string> {
 
 /** Constant-time comparison of two strings (hashes or secrets), so response timing reveals nothing. */
 export function timingSafeEqualText(a: string, b: string): boolean {
-  const enc = new TextEncoder();
-  const ab = enc.encode(a);
-  const bb = enc.encode(b);
+  const ab = utf8.encode(a);
+  const bb = utf8.encode(b);
   if (ab.byteLength !== bb.byteLength) {
     // Still spend the time of a comparison so length is the only thing that leaks.
     crypto.subtle.timingSafeEqual(ab, ab);

@@ -23,7 +23,8 @@
  * proleptic Gregorian calendar.
  */
 
-export type WindowSize = "MINUTE" | "HOUR" | "DAY" | "MONTH";
+export const WINDOW_SIZES = ["MINUTE", "HOUR", "DAY", "MONTH"] as const;
+export type WindowSize = (typeof WINDOW_SIZES)[number];
 
 const SECOND_MS = 1_000;
 const MINUTE_MS = 60_000;

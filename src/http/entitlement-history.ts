@@ -3,12 +3,12 @@ import { customer, withConfig } from "../customer/client";
 import { MAX_HISTORY_WINDOWS, type BalanceHistory, type Span } from "../customer/history";
 import { subjectKey } from "../domain/cloudevent";
 import { iso } from "../domain/time";
-import { isValidTimeZone } from "../domain/windows";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ms, Period } from "./entitlement-schemas";
 import { namespaceConfig, onSubject } from "./entitlements";
-import { ApiError, errorResponses } from "./errors";
+import { errorResponses } from "./errors";
+import { checkTimeZone, WindowSizeSchema, WindowTimeZoneSchema } from "./schemas";
 
 /** GET …/entitlements/{entitlementId}/history (OpenMeter's WindowedBalanceHistory); computed in customer/history.ts. */
 
@@ -41,8 +41,8 @@ const WindowedBalanceHistory = z
 const HistoryQuery = z.object({
   from: z.iso.datetime({ offset: true }).optional().openapi({ description: "Default: the last reset (start of the current usage period). Truncated to the minute; not before measurement began." }),
   to: z.iso.datetime({ offset: true }).optional().openapi({ description: "Default: now. Truncated to the minute; a later time means now." }),
-  windowSize: z.enum(["MINUTE", "HOUR", "DAY", "MONTH"]),
-  windowTimeZone: z.string().max(64).default("UTC"),
+  windowSize: WindowSizeSchema,
+  windowTimeZone: WindowTimeZoneSchema,
 });
 
 export const entitlementHistory = new OpenAPIHono<AppEnv>();
@@ -63,10 +63,7 @@ entitlementHistory.openapi(
   async (c) => {
     const p = c.req.valid("param");
     const q = c.req.valid("query");
-    if (!isValidTimeZone(q.windowTimeZone)) {
-      const message = `unknown IANA time zone ${JSON.stringify(q.windowTimeZone)}`;
-      throw new ApiError("validation_failed", `windowTimeZone: ${message}`, { errors: [{ field: "windowTimeZone", message }] });
-    }
+    checkTimeZone(q.windowTimeZone);
     const query = { from: q.from === undefined ? null : ms(q.from), to: q.to === undefined ? null : ms(q.to), windowSize: q.windowSize, timeZone: q.windowTimeZone };
     const config = await namespaceConfig(c);
     const r = await onSubject(c, p.subjectIdOrKey, (id) => withConfig(config, (cfg) => customer(c.env, id).entitlementHistory(id, cfg, p.entitlementId, query)));

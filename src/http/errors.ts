@@ -36,6 +36,11 @@ export class ApiError extends Error {
   }
 }
 
+/** 400 validation_failed naming one field, in the shape zod's failures get (defaultHook in app.ts). */
+export function invalidField(field: string, message: string): never {
+  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
+}
+
 export function problemBody(code: ProblemCode, detail: string, instance: string, extensions: Record<string, unknown> = {}) {
   const { status, title } = problems[code];
   return { type: `urn:edgemeter:problem:${code}`, title, status, detail, instance, code, ...extensions };

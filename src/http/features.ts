@@ -10,7 +10,7 @@ import { iso } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
-import { ApiError, errorResponses } from "./errors";
+import { ApiError, errorResponses, invalidField } from "./errors";
 import { pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
@@ -39,10 +39,6 @@ const FeatureCreate = z
   })
   .openapi("FeatureCreateInputs");
 
-function invalid(field: string, message: string): never {
-  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
-}
-
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 const IdOrKey = z.object({ featureId: z.string().min(1).max(64).openapi({ description: "The feature's id, or the key of a live feature." }) });
 
@@ -61,23 +57,23 @@ features.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
-    if (body.advancedMeterGroupByFilters !== undefined) invalid("advancedMeterGroupByFilters", "not supported; use meterGroupByFilters (exact matches)");
-    if (body.unitCost !== undefined) invalid("unitCost", "not supported");
+    if (body.advancedMeterGroupByFilters !== undefined) invalidField("advancedMeterGroupByFilters", "not supported; use meterGroupByFilters (exact matches)");
+    if (body.unitCost !== undefined) invalidField("unitCost", "not supported");
     const namespace = c.get("principal").namespace;
     const db = database(c.env.DB);
     const filters = body.meterGroupByFilters && Object.keys(body.meterGroupByFilters).length ? body.meterGroupByFilters : null;
     if (body.meterSlug !== undefined) {
       const meter = await findMeter(db, namespace, body.meterSlug);
-      if (!meter || meter.slug !== body.meterSlug) invalid("meterSlug", `no meter ${body.meterSlug}`);
+      if (!meter || meter.slug !== body.meterSlug) invalidField("meterSlug", `no meter ${body.meterSlug}`);
       const aggregation = meter.aggregation as Aggregation;
       if (!isBalanceAggregation(aggregation)) {
-        invalid("meterSlug", `meter ${meter.slug} aggregates with ${aggregation}; only meters with ${BALANCE_AGGREGATIONS.join(", ")} aggregation can back a metered feature`);
+        invalidField("meterSlug", `meter ${meter.slug} aggregates with ${aggregation}; only meters with ${BALANCE_AGGREGATIONS.join(", ")} aggregation can back a metered feature`);
       }
       for (const k of Object.keys(filters ?? {})) {
-        if (!(k in meter.groupBy)) invalid(`meterGroupByFilters.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
+        if (!(k in meter.groupBy)) invalidField(`meterGroupByFilters.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
       }
     } else if (filters) {
-      invalid("meterGroupByFilters", "only a metered feature (with meterSlug) can filter by group");
+      invalidField("meterGroupByFilters", "only a metered feature (with meterSlug) can filter by group");
     }
     const now = Date.now();
     const row: FeatureRow = {

@@ -7,7 +7,7 @@ import { SLUG_PATTERN } from "../domain/meter";
 import { iso, parseRfc3339 } from "../domain/time";
 import { authenticatePortal, forgetKey, PORTAL_TOKEN_PREFIX, portalKeyId, requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { ApiError, errorResponses } from "./errors";
+import { ApiError, errorResponses, invalidField } from "./errors";
 import { findMeterDef, foldSpec, fromSearchParams, parseQueryRequest, QueryRequest, QueryResult, querySubjects, respond } from "./query";
 
 /**
@@ -53,10 +53,6 @@ const toApi = (r: PortalTokenRow, now: number) => ({
   createdAt: iso(r.createdAt),
 });
 
-function invalid(field: string, message: string): never {
-  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
-}
-
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 
 export const portal = new OpenAPIHono<AppEnv>();
@@ -75,9 +71,9 @@ portal.openapi(
     const body = c.req.valid("json");
     const now = Date.now();
     const expiresAt = body.expiresAt === undefined ? now + PORTAL_TOKEN_DEFAULT_TTL_MS : parseRfc3339(body.expiresAt);
-    if (expiresAt === null) invalid("expiresAt", "must be an RFC 3339 date-time");
-    if (expiresAt <= now) invalid("expiresAt", "must be in the future");
-    if (expiresAt > now + PORTAL_TOKEN_MAX_TTL_MS) invalid("expiresAt", "must be at most 90 days ahead");
+    if (expiresAt === null) invalidField("expiresAt", "must be an RFC 3339 date-time");
+    if (expiresAt <= now) invalidField("expiresAt", "must be in the future");
+    if (expiresAt > now + PORTAL_TOKEN_MAX_TTL_MS) invalidField("expiresAt", "must be at most 90 days ahead");
     const token = `${PORTAL_TOKEN_PREFIX}${base64url(crypto.getRandomValues(new Uint8Array(32)))}`;
     const row: PortalTokenRow = {
       id: ulid(now),
@@ -124,7 +120,7 @@ portal.openapi(
   }),
   async (c) => {
     const by = c.req.valid("json");
-    if (by.id === undefined && by.subject === undefined) invalid("id", "give id or subject (or both)");
+    if (by.id === undefined && by.subject === undefined) invalidField("id", "give id or subject (or both)");
     const ids = await invalidatePortalTokens(database(c.env.DB), c.get("principal").namespace, by, Date.now());
     for (const id of ids) forgetKey(portalKeyId(id));
     return c.body(null, 204);
@@ -159,7 +155,7 @@ portal.get("/api/v1/portal/meters/:meterSlug/query", authenticatePortal(), async
   if (!token) throw new ApiError("unauthenticated", "a consumer portal token is required");
   const slug = c.req.param("meterSlug");
   const checked = Slug.safeParse(slug);
-  if (!checked.success) invalid("meterSlug", checked.error.issues[0]!.message);
+  if (!checked.success) invalidField("meterSlug", checked.error.issues[0]!.message);
   // Before the lookup, so a token cannot tell meters it may not query from meters that do not exist.
   if (token.allowedMeterSlugs && !token.allowedMeterSlugs.includes(slug)) throw new ApiError("forbidden", `this portal token may not query meter ${slug}`);
   // As OpenMeter does: the subject is the token's, whatever the query string says.

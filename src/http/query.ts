@@ -6,12 +6,13 @@ import { customer, withConfig } from "../customer/client";
 import type { FoldSpec } from "../domain/aggregate";
 import type { MeterDef } from "../domain/meter";
 import { iso, parseRfc3339 } from "../domain/time";
-import { isValidTimeZone, minuteOf } from "../domain/windows";
+import { minuteOf } from "../domain/windows";
 import { settings } from "../env";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { ApiError, errorResponses, zodIssues } from "./errors";
+import { ApiError, errorResponses, invalidField, zodIssues } from "./errors";
 import { FreshnessSchema, namespaceQuery } from "./reports";
+import { checkTimeZone, WindowSizeSchema, WindowTimeZoneSchema } from "./schemas";
 
 const MAX_SUBJECTS_PER_QUERY = 100;
 
@@ -20,8 +21,8 @@ export const QueryRequest = z
   .object({
     from: z.string().optional(),
     to: z.string().optional(),
-    windowSize: z.enum(["MINUTE", "HOUR", "DAY", "MONTH"]).optional(),
-    windowTimeZone: z.string().max(64).default("UTC"),
+    windowSize: WindowSizeSchema.optional(),
+    windowTimeZone: WindowTimeZoneSchema,
     subject: z.array(z.string().min(1).max(256)).max(MAX_SUBJECTS_PER_QUERY).optional(),
     groupBy: z.array(z.string().min(1).max(64)).max(21).optional(),
     filterGroupBy: z.record(z.string(), z.string()).optional(),
@@ -58,7 +59,7 @@ export function fromSearchParams(params: URLSearchParams): unknown {
   for (const [k, v] of params) {
     const m = /^filterGroupBy\[(.+)\]$/.exec(k);
     // Assigning `__proto__` to a plain object is a no-op: the filter would silently vanish and the answer be unfiltered.
-    if (m?.[1] === "__proto__") invalid("filterGroupBy", "__proto__ is not a group by key of any meter");
+    if (m?.[1] === "__proto__") invalidField("filterGroupBy", "__proto__ is not a group by key of any meter");
     if (m) filter[m[1]!] = v;
     else if (k === "subject" || k === "groupBy") out[k] = [...((out[k] as string[] | undefined) ?? []), v];
     else out[k] = v;
@@ -67,24 +68,20 @@ export function fromSearchParams(params: URLSearchParams): unknown {
   return out;
 }
 
-function invalid(field: string, message: string): never {
-  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
-}
-
 /** Checks a query against its meter and turns it into the fold the DOs run. */
 export function foldSpec(meter: MeterDef, q: QueryRequest, now: number): FoldSpec {
-  if (!isValidTimeZone(q.windowTimeZone)) invalid("windowTimeZone", `unknown IANA time zone ${JSON.stringify(q.windowTimeZone)}`);
+  checkTimeZone(q.windowTimeZone);
   const at = (v: string | undefined, field: string) => {
     if (v === undefined) return null;
     const t = parseRfc3339(v);
-    return t === null ? invalid(field, "must be an RFC 3339 date-time") : t;
+    return t === null ? invalidField(field, "must be an RFC 3339 date-time") : t;
   };
   const from = at(q.from, "from");
   const to = at(q.to, "to") ?? now;
-  if (from !== null && from >= to) invalid("from", "must be before to");
+  if (from !== null && from >= to) invalidField("from", "must be before to");
   const keys = Object.keys(meter.groupBy);
-  for (const g of q.groupBy ?? []) if (g !== "subject" && !keys.includes(g)) invalid("groupBy", `${g} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
-  for (const g of Object.keys(q.filterGroupBy ?? {})) if (!keys.includes(g)) invalid("filterGroupBy", `${g} is not a group by key of meter ${meter.slug}`);
+  for (const g of q.groupBy ?? []) if (g !== "subject" && !keys.includes(g)) invalidField("groupBy", `${g} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
+  for (const g of Object.keys(q.filterGroupBy ?? {})) if (!keys.includes(g)) invalidField("filterGroupBy", `${g} is not a group by key of meter ${meter.slug}`);
   return {
     aggregation: meter.aggregation,
     // Storage is in whole minutes: the range widens to the minutes it touches (echoed in the answer).

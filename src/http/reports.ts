@@ -10,7 +10,7 @@ import { iso, parseRfc3339 } from "../domain/time";
 import { settings } from "../env";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { ApiError, errorResponses } from "./errors";
+import { ApiError, errorResponses, invalidField } from "./errors";
 // Types only: query.ts imports this module, so a value import back would be a cycle.
 import type { QueryResult } from "./query";
 
@@ -39,17 +39,13 @@ export type Freshness = z.output<typeof FreshnessSchema>;
 
 type Respond = (c: Context<AppEnv>, spec: FoldSpec, data: QueryResult["data"], extra: Record<string, unknown>) => Response;
 
-function invalid(field: string, message: string): never {
-  throw new ApiError("validation_failed", `${field}: ${message}`, { errors: [{ field, message }] });
-}
-
 /**
  * `GET|POST /api/v1/meters/{slug}/query` without `subject`: the whole namespace, from D1. `spec` is
  * the per-subject fold spec (already validated); `bySubject` is `groupBy` containing `subject`.
  */
 export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: FoldSpec, bySubject: boolean, respond: Respond): Promise<Response> {
   if (spec.windowSize === "MINUTE") {
-    invalid("windowSize", "MINUTE windows are answered per subject only (add subject=…); namespace-wide answers come from 15-minute snapshot rows");
+    invalidField("windowSize", "MINUTE windows are answered per subject only (add subject=…); namespace-wide answers come from 15-minute snapshot rows");
   }
   const from = spec.from === null ? null : granuleOf(spec.from);
   const to = granuleOf(spec.to - 1) + GRANULE_MS;
@@ -65,7 +61,7 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
     snapshotExtent(db, namespace, meter.id, from, to),
   ]);
   const plan = planWindows({ from, to, windowSize: spec.windowSize, timeZone: spec.windowTimeZone, extent });
-  if (!plan.ok) invalid("windowTimeZone", `${plan.reason}; namespace-wide answers fold 15-minute snapshot rows, so query this zone per subject (subject=…)`);
+  if (!plan.ok) invalidField("windowTimeZone", `${plan.reason}; namespace-wide answers fold 15-minute snapshot rows, so query this zone per subject (subject=…)`);
   const partials = await snapshotUsage(
     db,
     { namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filterGroupBy: spec.filterGroupBy },
@@ -115,7 +111,7 @@ async function meterOf(c: Context<AppEnv>, idOrSlug: string): Promise<MeterDef> 
 function instant(v: string | undefined, field: string, fallback: number): number {
   if (v === undefined) return fallback;
   const t = parseRfc3339(v);
-  return t === null ? invalid(field, "must be an RFC 3339 date-time") : t;
+  return t === null ? invalidField(field, "must be an RFC 3339 date-time") : t;
 }
 
 const Params = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
@@ -145,7 +141,7 @@ reports.openapi(
     const q = c.req.valid("query");
     const from = instant(q.from, "from", 0);
     const to = instant(q.to, "to", Date.now());
-    if (from > to) invalid("from", "must not be after to");
+    if (from > to) invalidField("from", "must not be after to");
     return c.json(await meterSubjects(database(c.env.DB), c.get("principal").namespace, meter.id, granuleOf(from), to), 200);
   },
 );
@@ -168,12 +164,12 @@ reports.openapi(
     const now = Date.now();
     const from = granuleOf(instant(q.from, "from", now - 86_400_000));
     const to = instant(q.to, "to", now);
-    if (from > to) invalid("from", "must not be after to");
+    if (from > to) invalidField("from", "must not be after to");
     const db = database(c.env.DB);
     const namespace = c.get("principal").namespace;
     if (groupByKey === "subject") return c.json(await meterSubjects(db, namespace, meter.id, from, to), 200);
     const keys = Object.keys(meter.groupBy);
-    if (!keys.includes(groupByKey)) invalid("groupByKey", `${groupByKey} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
+    if (!keys.includes(groupByKey)) invalidField("groupByKey", `${groupByKey} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
     return c.json(await groupByValues(db, namespace, meter.id, groupByKey, from, to), 200);
   },
 );

@@ -1,5 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { cloudEventSchema } from "../domain/cloudevent";
+import { isValidTimeZone, WINDOW_SIZES } from "../domain/windows";
+import { invalidField } from "./errors";
 
 /** OpenAPI views of shared wire shapes (OpenMeter v1 names). */
 
@@ -39,3 +41,12 @@ export const SubjectSchema = z
     updatedAt: z.string(),
   })
   .openapi("Subject");
+
+/** The meter query's windowing, which the entitlement history takes too. */
+export const WindowSizeSchema = z.enum(WINDOW_SIZES);
+export const WindowTimeZoneSchema = z.string().max(64).default("UTC");
+
+/** 400 for a time zone this runtime's Intl does not know (checked outside zod, which cannot tell). */
+export function checkTimeZone(tz: string): void {
+  if (!isValidTimeZone(tz)) invalidField("windowTimeZone", `unknown IANA time zone ${JSON.stringify(tz)}`);
+}
