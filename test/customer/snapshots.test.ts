@@ -1,4 +1,4 @@
-import { runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { Jobs } from "../../src/customer/jobs";
@@ -183,7 +183,10 @@ describe("the flush log line", () => {
     });
     expect(logged.byDefault).toBe(0);
     expect(logged.lines).toHaveLength(1);
-    expect(JSON.parse(logged.lines[0]!)).toMatchObject({ msg: "snapshot flush", namespace: NS, subject: s, seq: 2, windows: 1, applied: true });
+    const line = JSON.parse(logged.lines[0]!);
+    expect(line).toMatchObject({ msg: "snapshot flush", namespace: NS, subject: s, windows: 1, applied: true });
+    // Each flusher above is a new one, as after a restart: it skips the number its predecessor reserved.
+    expect(line.seq).toBe(3);
   });
 });
 
@@ -230,6 +233,8 @@ describe("flush idempotence", () => {
     await ingestOk([ev(s, base + MINUTE, { tokens: 2, model: "a" }), ev(s, base + GRANULE_MS + MINUTE, { tokens: 3, model: "b" })]);
     expect(await flush(s)).toMatchObject({ seq: 1, applied: true });
     await runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).exec("DELETE FROM meta WHERE key = 'snapshot_seq'"));
+    // A restore brings a new instance: nothing of the old one's memory (its reserved number) survives.
+    await evictDurableObject(customerStub(s));
     await ingestOk([ev(s, base + 2 * MINUTE, { tokens: 5, model: "a" })]);
     expect(await flush(s)).toMatchObject({ seq: 1, applied: false, left: true });
     // The refusal armed the alarm a second on; the test flushes by itself instead.
@@ -283,6 +288,63 @@ describe("flush idempotence", () => {
     expect(result.window).toEqual({ version: 2, flushed: 1 });
     expect(result.report.left).toBe(true);
     expect(result.report.next).toBeGreaterThan(Date.now());
+  });
+});
+
+describe("flush numbers", () => {
+  it("a write that D1 applied but that failed on the way back is never followed by a flush under the same number", async () => {
+    const s = uid("unclear");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    const reports = await runInDurableObject(customerStub(s), async (_i, state) => {
+      const sql = new Sql(state.storage);
+      let failAfterApplying = false;
+      const DB = {
+        prepare: (q: string) => env.DB.prepare(q),
+        batch: async (stmts: D1PreparedStatement[]) => {
+          const results = await env.DB.batch(stmts);
+          if (failAfterApplying) throw new Error("connection reset after the commit");
+          return results;
+        },
+      } as unknown as D1Database;
+      const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject: s }));
+      const mark = () => markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
+      const flushFailingAfterD1 = async () => {
+        failAfterApplying = true;
+        const report = await flusher.flush(false);
+        failAfterApplying = false;
+        mark();
+        return report;
+      };
+      // Once as this instance's first flush (its number written by the read), once under a number
+      // the previous flush reserved.
+      const firstUnclear = await flushFailingAfterD1();
+      const second = await flusher.flush(false);
+      mark();
+      const reservedUnclear = await flushFailingAfterD1();
+      const last = await flusher.flush(false);
+      return { firstUnclear, second, reservedUnclear, last };
+    });
+    // D1 holds each unclear flush: reusing its number would be refused as stale, and every window resent.
+    expect(reports.firstUnclear).toMatchObject({ seq: 1, left: true });
+    expect(reports.firstUnclear.error).toContain("connection reset");
+    expect(reports.second).toMatchObject({ applied: true, seq: 2 });
+    expect(reports.reservedUnclear).toMatchObject({ seq: 3, left: true });
+    expect(reports.last).toMatchObject({ applied: true, seq: 4, windows: 1 });
+    expect((await d1State(s))!.seq).toBe(4);
+  });
+
+  it("numbers keep rising across an eviction, which forgets the reserved one", async () => {
+    const s = uid("evicted");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    expect(await flush(s)).toMatchObject({ seq: 1, applied: true });
+    await ingestOk([ev(s, base + 2 * MINUTE, { tokens: 1, model: "a" })]);
+    expect(await flush(s)).toMatchObject({ seq: 2, applied: true });
+    await evictDurableObject(customerStub(s));
+    await ingestOk([ev(s, base + 3 * MINUTE, { tokens: 1, model: "a" })]);
+    const after = await flush(s);
+    expect(after.applied).toBe(true);
+    expect(after.seq).toBeGreaterThan(2);
+    expect((await d1Rows(s, sumMeter)).map((r) => r.sum)).toEqual([3]);
   });
 });
 
