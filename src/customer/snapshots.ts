@@ -41,6 +41,8 @@ export interface FlushReport {
 
 /** The windows marked since the last flush read them (Sql.memo: dropped with any rollback). */
 const MARKED = "snapshot-windows:marked";
+/** The next flush's number, stored and not sent yet (Sql.memo: a rollback may have undone its write). */
+const RESERVED_SEQ = "snapshot-seq:reserved";
 
 /**
  * Marks the windows a batch changed: one upsert of a row per (meter, window), inside the caller's
@@ -91,6 +93,21 @@ export function forgetOldWindows(sql: Sql, now: number, retentionMs: number): vo
   sql.exec("DELETE FROM snapshot_windows WHERE version = flushed AND window_start < ?", granuleOf(now - retentionMs) - GRANULE_MS);
 }
 
+/**
+ * The number the next flush sends under, stored before it is sent (write-ahead) and used once: a D1
+ * write that failed unclearly, or an object reset while it awaited D1, never sends a second flush
+ * under a number D1 may already hold. The first counted batch after a flush reserves it, in the
+ * transaction it commits anyway, so that the flush's read writes nothing: one storage commit (an
+ * fsync, locally) less per flush. A flush with no batch before it reserves in its read.
+ */
+export function reserveFlushSeq(sql: Sql): number {
+  return sql.memo(RESERVED_SEQ, () => {
+    const seq = Number(getMeta<number>(sql, "snapshot_seq") ?? 0) + 1;
+    setMeta(sql, "snapshot_seq", seq);
+    return seq;
+  });
+}
+
 export function hasUnflushed(sql: Sql): boolean {
   return sql.one("SELECT 1 AS x FROM snapshot_windows WHERE version > flushed LIMIT 1") !== undefined;
 }
@@ -105,10 +122,6 @@ interface DirtyWindow extends Record<string, SqlStorageValue> {
 export class SnapshotFlusher {
   // Flushes never overlap (alarm and cron nudge may ask at once): each waits for the one before.
   private chain: Promise<unknown> = Promise.resolve();
-  // The next flush's number, already stored as `snapshot_seq` by the previous flush's bookkeeping
-  // transaction and not sent yet. Without it the read would write the number itself: one storage
-  // commit (an fsync locally) more per flush. Memory only: a new instance reserves afresh.
-  private reserved: number | null = null;
 
   constructor(
     private readonly sql: Sql,
@@ -121,6 +134,7 @@ export class SnapshotFlusher {
   changed(buckets: BucketAccumulator, now: number): void {
     if (buckets.size === 0) return;
     markChanged(this.sql, buckets.deltas());
+    reserveFlushSeq(this.sql);
     this.jobs.due("flush", now + this.intervalMs());
   }
 
@@ -189,6 +203,8 @@ export class SnapshotFlusher {
       const seq = await appliedSeq(db, id.namespace, id.subject);
       console.error(`snapshot flush of ${id.namespace}/${id.subject}: D1 is at seq ${seq}, this DO at ${flush.seq}; resending all windows`);
       this.sql.transaction(() => {
+        // A number reserved meanwhile may be at or below D1's: the next flush reserves above it.
+        this.sql.forget(RESERVED_SEQ);
         setMeta(this.sql, "snapshot_seq", Math.max(seq, flush.seq));
         this.sql.exec("UPDATE snapshot_windows SET version = version + 1, reset = 1");
       });
@@ -196,7 +212,6 @@ export class SnapshotFlusher {
     }
 
     this.sql.transaction(() => {
-      setMeta(this.sql, "snapshot_seq", flush.seq + 1);
       for (const chunk of jsonChunks(windows.map((w) => [w.meter_id, w.window_start, w.version]))) {
         this.sql.exec(
           `UPDATE snapshot_windows SET flushed = max(flushed, f.v), reset = CASE WHEN version = f.v THEN 0 ELSE reset END
@@ -206,7 +221,6 @@ export class SnapshotFlusher {
         );
       }
     });
-    this.reserved = flush.seq + 1;
     const left = hasUnflushed(this.sql);
     report.left = left;
     report.next = !left ? null : flush.pending ? Date.now() + AGAIN_SOON_MS : Date.now() + this.intervalMs();
@@ -275,11 +289,8 @@ export class SnapshotFlusher {
       uniqueRows = uniques.filter((u) => kept.has(key(u.meterId, u.windowStart)));
     }
 
-    // Stored before it is sent (write-ahead) and used once: a D1 write that failed unclearly, or an
-    // object reset while it awaited D1, never sends a second flush under a number D1 may already hold.
-    const seq = this.reserved ?? Number(getMeta<number>(this.sql, "snapshot_seq") ?? 0) + 1;
-    if (this.reserved === null) setMeta(this.sql, "snapshot_seq", seq);
-    this.reserved = null;
+    const seq = reserveFlushSeq(this.sql);
+    this.sql.forget(RESERVED_SEQ);
     return {
       windows,
       flush: {

@@ -2,7 +2,7 @@ import { evictDurableObject, runDurableObjectAlarm, runInDurableObject } from "c
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it, vi } from "vitest";
 import { Jobs } from "../../src/customer/jobs";
-import { markChanged, SnapshotFlusher } from "../../src/customer/snapshots";
+import { markChanged, reserveFlushSeq, SnapshotFlusher } from "../../src/customer/snapshots";
 import { Sql } from "../../src/customer/sql";
 import { database } from "../../src/db/client";
 import { StatementLimitError } from "../../src/db/guard";
@@ -307,7 +307,11 @@ describe("flush numbers", () => {
         },
       } as unknown as D1Database;
       const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject: s }));
-      const mark = () => markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
+      // A counted batch: marks its window and reserves the next flush's number.
+      const mark = () => {
+        markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
+        reserveFlushSeq(sql);
+      };
       const flushFailingAfterD1 = async () => {
         failAfterApplying = true;
         const report = await flusher.flush(false);
@@ -315,8 +319,7 @@ describe("flush numbers", () => {
         mark();
         return report;
       };
-      // Once as this instance's first flush (its number written by the read), once under a number
-      // the previous flush reserved.
+      // Once under a number the read reserved (this Sql has reserved none), once under one a batch reserved.
       const firstUnclear = await flushFailingAfterD1();
       const second = await flusher.flush(false);
       mark();
@@ -325,12 +328,62 @@ describe("flush numbers", () => {
       return { firstUnclear, second, reservedUnclear, last };
     });
     // D1 holds each unclear flush: reusing its number would be refused as stale, and every window resent.
-    expect(reports.firstUnclear).toMatchObject({ seq: 1, left: true });
+    // The object's own batch (ingestOk) reserved 1; this Sql's memory knows nothing of it.
+    expect(reports.firstUnclear).toMatchObject({ seq: 2, left: true });
     expect(reports.firstUnclear.error).toContain("connection reset");
-    expect(reports.second).toMatchObject({ applied: true, seq: 2 });
-    expect(reports.reservedUnclear).toMatchObject({ seq: 3, left: true });
-    expect(reports.last).toMatchObject({ applied: true, seq: 4, windows: 1 });
-    expect((await d1State(s))!.seq).toBe(4);
+    expect(reports.second).toMatchObject({ applied: true, seq: 3 });
+    expect(reports.reservedUnclear).toMatchObject({ seq: 4, left: true });
+    expect(reports.last).toMatchObject({ applied: true, seq: 5, windows: 1 });
+    expect((await d1State(s))!.seq).toBe(5);
+  });
+
+  it("a counted batch reserves the next flush's number, so the flush's read writes nothing", async () => {
+    const s = uid("reserve");
+    const seq = () => runInDurableObject(customerStub(s), (_i, state) => new Sql(state.storage).one<{ value: number }>("SELECT value FROM meta WHERE key = 'snapshot_seq'")?.value);
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    expect(await seq()).toBe(1);
+    expect(await flush(s)).toMatchObject({ seq: 1, applied: true });
+    expect(await seq()).toBe(1);
+    await ingestOk([ev(s, base + 2 * MINUTE, { tokens: 1, model: "a" })]);
+    await ingestOk([ev(s, base + 3 * MINUTE, { tokens: 1, model: "a" })]);
+    expect(await seq()).toBe(2);
+    expect(await flush(s)).toMatchObject({ seq: 2, applied: true });
+  });
+
+  it("a refused flush forgets a number reserved while it awaited D1, so the next one is sent above D1's", async () => {
+    const s = uid("refused");
+    await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
+    // D1 already holds a later flush of this subject (this object's storage was restored to an earlier point).
+    await env.DB.prepare("INSERT INTO snapshot_subjects (namespace, subject, seq, as_of, flushed_at, pending) VALUES (?, ?, 10, 0, 0, 0)").bind(NS, s).run();
+    const result = await runInDurableObject(customerStub(s), async (_i, state) => {
+      const sql = new Sql(state.storage);
+      let release!: () => void;
+      let sent!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      const writing = new Promise<void>((r) => (sent = r));
+      const DB = {
+        prepare: (q: string) => env.DB.prepare(q),
+        batch: async (stmts: D1PreparedStatement[]) => {
+          sent();
+          await gate;
+          return env.DB.batch(stmts);
+        },
+      } as unknown as D1Database;
+      const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject: s }));
+      const pending = flusher.flush(false);
+      await writing;
+      // A batch counted meanwhile: it marks its window and reserves the number after the one in flight.
+      markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
+      const reserved = reserveFlushSeq(sql);
+      release();
+      const refused = await pending;
+      const next = await flusher.flush(false);
+      return { reserved, refused, next };
+    });
+    expect(result.refused).toMatchObject({ applied: false, left: true });
+    expect(result.reserved).toBe(result.refused.seq + 1);
+    expect(result.next).toMatchObject({ applied: true, seq: 11 });
+    expect((await d1State(s))!.seq).toBe(11);
   });
 
   it("numbers keep rising across an eviction, which forgets the reserved one", async () => {
