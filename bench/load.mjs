@@ -198,9 +198,18 @@ async function latency(o) {
     "GET …/entitlements/{feature}/value": () => call("GET", `/api/v1/subjects/${o.subject}/entitlements/${o.feature}/value`, auth),
     "POST /api/v1/events (1 event)": () =>
       call("POST", "/api/v1/events", json, eventJson(`${o.tag}-i-${seq++}`, o.subject, o.type, new Date().toISOString(), 1, "o3"), 202),
+    // bench/check-anatomy.mjs: a check taken apart (src/http/debug.ts, on with BENCH_PARSE_ONLY).
+    ...(o.anatomy
+      ? {
+          "GET /bench/authenticated": () => call("GET", "/bench/authenticated", auth),
+          "POST /bench/authenticated (a check's body)": () => call("POST", "/bench/authenticated", json, JSON.stringify({ subject: o.subject, feature: o.feature, amount: 1 })),
+          "GET /bench/check-rpc (decide only)": () => call("GET", `/bench/check-rpc?subject=${encodeURIComponent(o.subject)}&feature=${encodeURIComponent(o.feature)}`, {}),
+        }
+      : {}),
   };
-  // `only`: a substring of the kinds to run (bench/profile.mjs --latency check).
-  const names = Object.keys(kinds).filter((k) => !o.only || k.includes(o.only));
+  // `only`: a substring, or a list of them, of the kinds to run (bench/profile.mjs --latency check).
+  const only = [].concat(o.only ?? []);
+  const names = Object.keys(kinds).filter((k) => only.length === 0 || only.some((x) => k.includes(x)));
   const samples = Object.fromEntries(names.map((k) => [k, []]));
   const load = [load1()];
   for (let i = 0; i < o.warmup; i++) for (const k of names) await kinds[k]();

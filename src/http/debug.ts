@@ -1,16 +1,19 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
-import { customer } from "../customer/client";
+import type { MiddlewareHandler } from "hono";
+import { customer, withConfig } from "../customer/client";
 import { LIMITS } from "../domain/cloudevent";
 import { settings } from "../env";
-import { requireScope } from "./auth";
-import { parseJson, readCappedText } from "./body";
+import { authenticate, requireScope, ROOT_NAMESPACE } from "./auth";
+import { jsonBody, parseJson, readCappedText } from "./body";
 import type { AppEnv } from "./context";
+import { namespaceConfig } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
 
 /**
  * Operator routes behind the benchmarks (`npm run bench`, bench/README in the main README's
- * Performance section): what a customer's Durable Object stores and what its SQL has cost, and an
- * opt-in parse-only handler that measures what the runtime itself allows.
+ * Performance section): what a customer's Durable Object stores and what its SQL has cost, and
+ * opt-in bench routes: a parse-only handler that measures what the runtime itself allows, and probes
+ * that each do one part of a check (bench/check-anatomy.mjs).
  */
 export const debug = new OpenAPIHono<AppEnv>();
 
@@ -56,10 +59,33 @@ debug.openapi(
 // The ceiling the benchmark reports ingest against: the same runtime, socket and body reading as
 // POST /api/v1/events, then only JSON.parse and an answer. A route of this Worker rather than a
 // separate one so that it goes through exactly the same runtime path (wrangler dev's proxy or serve's
-// direct socket) with no second build to keep in step. Off unless BENCH_PARSE_ONLY is set (never in
-// production): unauthenticated, it would let anyone burn CPU.
-debug.post("/bench/parse-only", async (c) => {
-  if (!settings(c.env).BENCH_PARSE_ONLY) throw new ApiError("not_found", "no route for POST /bench/parse-only");
+// direct socket) with no second build to keep in step. The bench routes are off unless
+// BENCH_PARSE_ONLY is set (never in production): unauthenticated, they would let anyone burn CPU.
+const benchOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
+  if (!settings(c.env).BENCH_PARSE_ONLY) throw new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`);
+  await next();
+};
+
+debug.post("/bench/parse-only", benchOnly, async (c) => {
   const body = parseJson(await readCappedText(c.req.raw, LIMITS.bytesPerRequest));
   return c.json({ events: Array.isArray(body) ? body.length : 1 }, 202);
+});
+
+// A check taken apart (bench/check-anatomy.mjs): the same authentication and body gate as every /api
+// route, without routing, validation or a Durable Object; then the check's RPC alone, without the
+// HTTP side. Each answers a fixed or the object's own result, so that the bench can tell what each
+// part of POST /api/v1/check adds to the no-op round trip.
+const probeKey = authenticate();
+const probeBody = jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: () => false });
+debug.get("/bench/authenticated", benchOnly, probeKey, (c) => c.json({ ok: true }));
+debug.post("/bench/authenticated", benchOnly, probeKey, probeBody, (c) => c.json({ ok: true }));
+debug.get("/bench/check-rpc", benchOnly, async (c) => {
+  const subject = c.req.query("subject");
+  const feature = c.req.query("feature");
+  if (!subject || !feature) throw new ApiError("validation_failed", "the subject and feature query parameters are required");
+  c.set("principal", { namespace: ROOT_NAMESPACE, scopes: ["read"], keyId: "bench", root: false });
+  const id = { namespace: ROOT_NAMESPACE, subject };
+  const config = await namespaceConfig(c);
+  const r = await withConfig(config, (cfg) => customer(c.env, id).check(id, cfg, { feature, amount: 1, event: null }));
+  return c.json(r, 200);
 });

@@ -1,5 +1,8 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { api, createKey, createMeter, event, expectProblem, ingestOk, uid } from "../helpers/api";
+import { app } from "../../src/http/app";
+import { ADMIN, api, createKey, createMeter, event, expectProblem, ingestOk, uid } from "../helpers/api";
+import { setup } from "../helpers/entitlements";
 
 // The operator routes behind `npm run bench` (src/http/debug.ts).
 describe("GET /api/v1/debug/subjects/{subject}/storage", () => {
@@ -43,8 +46,42 @@ describe("GET /api/v1/debug/subjects/{subject}/storage", () => {
   });
 });
 
-describe("POST /bench/parse-only", () => {
-  it("does not exist unless BENCH_PARSE_ONLY is set", async () => {
-    expectProblem(await api("POST", "/bench/parse-only", { body: [event()], key: null }), 404, "not_found");
+describe("the bench routes", () => {
+  it("do not exist unless BENCH_PARSE_ONLY is set, whatever the credentials", async () => {
+    for (const key of [null, ADMIN]) {
+      expectProblem(await api("POST", "/bench/parse-only", { body: [event()], key }), 404, "not_found");
+      expectProblem(await api("GET", "/bench/authenticated", { key }), 404, "not_found");
+      expectProblem(await api("POST", "/bench/authenticated", { body: { a: 1 }, key }), 404, "not_found");
+      expectProblem(await api("GET", "/bench/check-rpc?subject=a&feature=b", { key }), 404, "not_found");
+    }
+  });
+
+  // The app itself, with the flag on in its environment (the test runtime's is off).
+  const bench = { ...env, BENCH_PARSE_ONLY: "true" };
+  const call = async (method: string, path: string, opts: { key?: string; body?: string } = {}) => {
+    const headers: Record<string, string> = opts.key ? { authorization: `Bearer ${opts.key}` } : {};
+    if (opts.body !== undefined) headers["content-type"] = "application/json";
+    const res = await app.request(`http://edgemeter.test${path}`, { method, headers, body: opts.body }, bench);
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it("with it on, the probes authenticate and gate the body as every /api route does", async () => {
+    expect(await call("POST", "/bench/parse-only", { body: "[1,2,3]" })).toEqual({ status: 202, body: { events: 3 } });
+    expect((await call("GET", "/bench/authenticated")).status).toBe(401);
+    expect((await call("GET", "/bench/authenticated", { key: "em_wrong" })).status).toBe(401);
+    expect(await call("GET", "/bench/authenticated", { key: ADMIN })).toEqual({ status: 200, body: { ok: true } });
+    expect(await call("POST", "/bench/authenticated", { key: ADMIN, body: '{"subject":"a"}' })).toEqual({ status: 200, body: { ok: true } });
+    const malformed = await call("POST", "/bench/authenticated", { key: ADMIN, body: '{"subject":' });
+    expect(malformed).toMatchObject({ status: 400, body: { code: "malformed_json" } });
+  });
+
+  it("with it on, check-rpc answers what a check deciding 1 unit answers, without recording", async () => {
+    const { subject, feature } = await setup({ aggregation: "COUNT", entitlement: { issueAfterReset: 5 } });
+    const probe = await call("GET", `/bench/check-rpc?subject=${subject}&feature=${feature}`);
+    const check = await api("POST", "/api/v1/check", { body: { subject, feature, amount: 1 } });
+    expect(probe.status).toBe(200);
+    expect(probe.body).toMatchObject({ ok: true, value: { allowed: true, balance: 5, usage: 0 } });
+    expect(probe.body.value).toEqual(check.body);
+    expect((await call("GET", "/bench/check-rpc?subject=x")).status).toBe(400);
   });
 });
