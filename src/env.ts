@@ -54,7 +54,8 @@ export const settingsSchema = z.object({
    * spec's schedule, exactly. End-to-end tests use e.g. 0.001, so that 5 min becomes 0.3 s.
    */
   WEBHOOK_RETRY_SCALE: z.coerce.number().gt(0).max(1).optional().transform((v) => v ?? 1),
-  // POST /bench/parse-only, the benchmark's runtime ceiling (src/http/debug.ts). Off in production.
+  // The bench routes (src/http/debug.ts): POST /bench/parse-only, the benchmark's runtime ceiling, and
+  // the probes of bench/check-anatomy.mjs. Off in production.
   BENCH_PARSE_ONLY: flag,
   /**
    * One log line per snapshot flush that carried data (what bench/snapshot-lag.mjs sums up). Off by

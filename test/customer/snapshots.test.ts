@@ -18,6 +18,30 @@ async function flush(subject: string) {
   return report;
 }
 
+/**
+ * A flush of `subject` whose D1 write is held until `release()`: resolves once the flush has read
+ * and sent, with `pending` its report.
+ */
+async function heldFlush(state: DurableObjectState, subject: string) {
+  let release!: () => void;
+  let sent!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const writing = new Promise<void>((r) => (sent = r));
+  const DB = {
+    prepare: (q: string) => env.DB.prepare(q),
+    batch: async (stmts: D1PreparedStatement[]) => {
+      sent();
+      await gate;
+      return env.DB.batch(stmts);
+    },
+  } as unknown as D1Database;
+  const sql = new Sql(state.storage);
+  const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject }));
+  const pending = flusher.flush(false);
+  await writing;
+  return { sql, flusher, pending, release };
+}
+
 async function d1Rows(subject: string, meterId: string) {
   const { results } = await env.DB.prepare(
     "SELECT window_start, group_key, sum, count, min, max, latest_at, latest FROM usage_snapshots WHERE namespace = ? AND subject = ? AND meter_id = ? ORDER BY window_start, group_key",
@@ -263,23 +287,8 @@ describe("flush idempotence", () => {
     const s = uid("race");
     await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
     const result = await runInDurableObject(customerStub(s), async (_i, state) => {
-      const sql = new Sql(state.storage);
       // D1 held until the test lets it answer: the read half has run, the write has not landed.
-      let release!: () => void;
-      let sent!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      const writing = new Promise<void>((r) => (sent = r));
-      const DB = {
-        prepare: (q: string) => env.DB.prepare(q),
-        batch: async (stmts: D1PreparedStatement[]) => {
-          sent();
-          await gate;
-          return env.DB.batch(stmts);
-        },
-      } as unknown as D1Database;
-      const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject: s }));
-      const pending = flusher.flush(false);
-      await writing;
+      const { sql, pending, release } = await heldFlush(state, s);
       markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
       release();
       const report = await pending;
@@ -356,22 +365,7 @@ describe("flush numbers", () => {
     // D1 already holds a later flush of this subject (this object's storage was restored to an earlier point).
     await env.DB.prepare("INSERT INTO snapshot_subjects (namespace, subject, seq, as_of, flushed_at, pending) VALUES (?, ?, 10, 0, 0, 0)").bind(NS, s).run();
     const result = await runInDurableObject(customerStub(s), async (_i, state) => {
-      const sql = new Sql(state.storage);
-      let release!: () => void;
-      let sent!: () => void;
-      const gate = new Promise<void>((r) => (release = r));
-      const writing = new Promise<void>((r) => (sent = r));
-      const DB = {
-        prepare: (q: string) => env.DB.prepare(q),
-        batch: async (stmts: D1PreparedStatement[]) => {
-          sent();
-          await gate;
-          return env.DB.batch(stmts);
-        },
-      } as unknown as D1Database;
-      const flusher = new SnapshotFlusher(sql, new Jobs(sql, state.storage), { ...env, DB }, () => ({ namespace: NS, subject: s }));
-      const pending = flusher.flush(false);
-      await writing;
+      const { sql, flusher, pending, release } = await heldFlush(state, s);
       // A batch counted meanwhile: it marks its window and reserves the number after the one in flight.
       markChanged(sql, [{ meterId: sumMeter, minute: base + MINUTE }]);
       const reserved = reserveFlushSeq(sql);
