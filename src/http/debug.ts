@@ -60,7 +60,8 @@ debug.openapi(
 // POST /api/v1/events, then only JSON.parse and an answer. A route of this Worker rather than a
 // separate one so that it goes through exactly the same runtime path (wrangler dev's proxy or serve's
 // direct socket) with no second build to keep in step. The bench routes are off unless
-// BENCH_PARSE_ONLY is set (never in production): unauthenticated, they would let anyone burn CPU.
+// BENCH_PARSE_ONLY is set (never in production): parse-only and check-rpc are unauthenticated and
+// would let anyone burn CPU.
 const benchOnly: MiddlewareHandler<AppEnv> = async (c, next) => {
   if (!settings(c.env).BENCH_PARSE_ONLY) throw new ApiError("not_found", `no route for ${c.req.method} ${c.req.path}`);
   await next();
