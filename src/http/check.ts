@@ -1,4 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
+import type { CheckInput } from "../customer/check";
+import type { Identity } from "../customer/do";
 import { customer, withConfig } from "../customer/client";
 import { database } from "../db/client";
 import { findFeature } from "../db/features";
@@ -40,6 +43,12 @@ const CheckResult = EntitlementValueSchema
 
 export const check = new OpenAPIHono<AppEnv>();
 
+/** A check's one RPC to the subject's object; the bench's probe of it (src/http/debug.ts) calls it too. */
+export async function decide(c: Context<AppEnv>, id: Identity, input: CheckInput) {
+  const config = await namespaceConfig(c);
+  return withConfig(config, (cfg) => customer(c.env, id).check(id, cfg, input));
+}
+
 check.openapi(
   createRoute({
     method: "post",
@@ -72,8 +81,7 @@ check.openapi(
       : null;
     const namespace = c.get("principal").namespace;
     const id = { namespace, subject: body.subject };
-    const config = await namespaceConfig(c);
-    const r = await withConfig(config, (cfg) => customer(c.env, id).check(id, cfg, { feature: body.feature, amount: body.amount ?? null, event }));
+    const r = await decide(c, id, { feature: body.feature, amount: body.amount ?? null, event });
     if (!r.ok && r.missing === "entitlement") {
       // Only on the miss path: tell an unknown feature from a subject without an entitlement for it.
       const feature = await findFeature(database(c.env.DB), namespace, body.feature);

@@ -1,12 +1,12 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { MiddlewareHandler } from "hono";
-import { customer, withConfig } from "../customer/client";
+import { customer } from "../customer/client";
 import { LIMITS } from "../domain/cloudevent";
 import { settings } from "../env";
 import { authenticate, requireScope, ROOT_NAMESPACE } from "./auth";
 import { jsonBody, parseJson, readCappedText } from "./body";
+import { decide } from "./check";
 import type { AppEnv } from "./context";
-import { namespaceConfig } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
 
 /**
@@ -86,7 +86,5 @@ debug.get("/bench/check-rpc", benchOnly, async (c) => {
   if (!subject || !feature) throw new ApiError("validation_failed", "the subject and feature query parameters are required");
   c.set("principal", { namespace: ROOT_NAMESPACE, scopes: ["read"], keyId: "bench", root: false });
   const id = { namespace: ROOT_NAMESPACE, subject };
-  const config = await namespaceConfig(c);
-  const r = await withConfig(config, (cfg) => customer(c.env, id).check(id, cfg, { feature, amount: 1, event: null }));
-  return c.json(r, 200);
+  return c.json(await decide(c, id, { feature, amount: 1, event: null }), 200);
 });

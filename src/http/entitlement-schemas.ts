@@ -33,7 +33,6 @@ export const Period = z.object({ from: z.string(), to: z.string() }).openapi("Pe
 /** An amount of usage or credit: finite and bounded, so no balance or sum of them can overflow (MAX_ABS_VALUE). */
 export const amount = () => z.number().finite().max(MAX_ABS_VALUE, `must be at most ${MAX_ABS_VALUE}`);
 
-/** Parses an RFC 3339 value already checked by zod. */
 /** A date-time zod has accepted, in epoch ms. zod takes any number of fractional digits; beyond 9 is refused here rather than read as absent. */
 export function ms(v: string): number {
   const t = parseRfc3339(v);
