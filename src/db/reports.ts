@@ -1,7 +1,9 @@
 import type { Aggregates } from "../domain/aggregate";
 import { sql, type SQL } from "drizzle-orm";
 import { jsonChunks } from "../domain/chunks";
+import type { GroupFilters } from "../domain/group-filter";
 import type { Aggregation } from "../domain/meter";
+import { groupFilterSql } from "./group-filter-sql";
 import type { Db } from "./client";
 
 /** A namespace-wide usage query over snapshot rows; times are on 15-minute row boundaries. */
@@ -12,7 +14,7 @@ export interface SnapshotQuery {
   /** The meter's own group-by keys to keep apart (identifiers: checked against the meter). */
   groupBy: readonly string[];
   bySubject: boolean;
-  filterGroupBy: Readonly<Record<string, string>>;
+  filters: GroupFilters;
 }
 
 /** One (window, subject, group) of the answer, folded by D1. UNIQUE_COUNT puts its distinct count in `count`. */
@@ -64,11 +66,8 @@ function usageStatement(q: SnapshotQuery, windowsJson: string): SQL {
     sql`, `,
   )})`;
   const subject = q.bySubject ? sql`s.subject` : sql`NULL`;
-  const filters = Object.entries(q.filterGroupBy);
-  const where = filters.length
-    ? sql`WHERE NOT EXISTS (SELECT 1 FROM json_each(${JSON.stringify(Object.fromEntries(filters.map(([k, v]) => [path(k), v])))}) AS f
-        WHERE json_extract(s.group_key, f.key) IS NOT f.value)`
-    : sql``;
+  // The path is inlined (an identifier, checked by path()) so that each filter operator binds one parameter only.
+  const where = q.filters.length ? sql`WHERE ${groupFilterSql(q.filters, (k) => sql.raw(`json_extract(s.group_key, '${path(k)}')`))}` : sql``;
   const from = sql`FROM json_each(${windowsJson}) AS w CROSS JOIN ${table} AS s
     ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.window_start >= w.value->>1 AND s.window_start < w.value->>2
     ${where}`;

@@ -1,3 +1,4 @@
+import { groupPredicate, type GroupFilters } from "./group-filter";
 import type { Aggregation } from "./meter";
 import { nextWindowStart, windowStart, type WindowSize } from "./windows";
 
@@ -59,8 +60,8 @@ export interface FoldSpec {
   windowTimeZone: string;
   /** Group-by keys to keep apart in the answer (the meter's own keys only). */
   groupBy: readonly string[];
-  /** Only buckets whose group-by values equal these. */
-  filterGroupBy: Readonly<Record<string, string>>;
+  /** Only buckets whose group-by values pass every one of these (filterGroupBy and advancedMeterGroupByFilters). */
+  filters: GroupFilters;
 }
 
 export interface FoldedRow {
@@ -83,11 +84,12 @@ interface Acc extends Running {
  */
 export function foldBuckets(spec: FoldSpec, buckets: readonly Bucket[], uniques: readonly UniqueValue[] = []): FoldedRow[] {
   const parsed = new Map<string, Record<string, string | null> | null>();
+  const passes = groupPredicate(spec.filters);
   const select = (groupKey: string) => {
     let g = parsed.get(groupKey);
     if (g === undefined) {
       const all = JSON.parse(groupKey) as Record<string, string | null>;
-      g = Object.entries(spec.filterGroupBy).every(([k, v]) => all[k] === v) ? pick(all, spec.groupBy) : null;
+      g = passes(all) ? pick(all, spec.groupBy) : null;
       parsed.set(groupKey, g);
     }
     return g;

@@ -4,6 +4,8 @@ import { cachedNamespaceConfig } from "../db/config";
 import { database } from "../db/client";
 import { customer, withConfig } from "../customer/client";
 import type { FoldSpec } from "../domain/aggregate";
+import { FILTER_LIMITS, filterProblem, FilterStringDoc, FilterStringSchema, type FilterString } from "../domain/group-filter";
+import { inspectJson } from "../domain/json-input";
 import type { MeterDef } from "../domain/meter";
 import { iso, parseRfc3339 } from "../domain/time";
 import { minuteOf } from "../domain/windows";
@@ -25,11 +27,21 @@ export const QueryRequest = z
     windowTimeZone: WindowTimeZoneSchema,
     subject: z.array(z.string().min(1).max(256)).max(MAX_SUBJECTS_PER_QUERY).optional(),
     groupBy: z.array(z.string().min(1).max(64)).max(21).optional(),
-    filterGroupBy: z.record(z.string(), z.string()).optional(),
+    filterGroupBy: z
+      .record(z.string(), z.union([z.string(), z.array(z.string()).min(1).max(FILTER_LIMITS.values)]))
+      .optional()
+      .openapi({ description: "Exact match per group-by key; a list matches any of its values. GET: `filterGroupBy[key]=value`, repeated for a list." }),
+    advancedMeterGroupByFilters: z
+      .record(z.string(), FilterStringDoc)
+      .optional()
+      .openapi({ description: "OpenMeter's FilterString per group-by key (GET: one JSON object). See the README's meter query section for the operators' exact rules." }),
+    filterCustomerId: z.array(z.string()).max(MAX_SUBJECTS_PER_QUERY).optional().openapi({ description: "Refused when given: edgemeter has no customers; filter by `subject`." }),
     clientId: z.string().max(36).optional(),
   })
   .openapi("MeterQueryRequest");
-export type QueryRequest = z.output<typeof QueryRequest>;
+/** What is validated: QueryRequest with the recursive FilterString. */
+const QueryInput = QueryRequest.extend({ advancedMeterGroupByFilters: z.record(z.string(), FilterStringSchema).optional() });
+export type QueryRequest = z.output<typeof QueryInput>;
 
 export const QueryRow = z
   .object({
@@ -52,20 +64,40 @@ export const QueryResult = z
   .openapi("MeterQueryResult");
 export type QueryResult = z.output<typeof QueryResult>;
 
-/** GET query string → MeterQueryRequest: repeated `subject`/`groupBy`, deepObject `filterGroupBy[key]=value`. */
+const REPEATED = new Set(["subject", "groupBy", "filterCustomerId"]);
+
+/**
+ * GET query string → MeterQueryRequest: repeated `subject`/`groupBy`/`filterCustomerId`, deepObject
+ * `filterGroupBy[key]=value` (repeated: a list), `advancedMeterGroupByFilters` as one JSON object.
+ */
 export function fromSearchParams(params: URLSearchParams): unknown {
   const out: Record<string, unknown> = {};
-  const filter: Record<string, string> = {};
+  const filter: Record<string, string[]> = {};
   for (const [k, v] of params) {
     const m = /^filterGroupBy\[(.+)\]$/.exec(k);
     // Assigning `__proto__` to a plain object is a no-op: the filter would silently vanish and the answer be unfiltered.
     if (m?.[1] === "__proto__") invalidField("filterGroupBy", "__proto__ is not a group by key of any meter");
-    if (m) filter[m[1]!] = v;
-    else if (k === "subject" || k === "groupBy") out[k] = [...((out[k] as string[] | undefined) ?? []), v];
+    if (m) (filter[m[1]!] ??= []).push(v);
+    else if (REPEATED.has(k)) out[k] = [...((out[k] as string[] | undefined) ?? []), v];
+    else if (k === "advancedMeterGroupByFilters") out[k] = jsonParam(k, v, out[k]);
     else out[k] = v;
   }
-  if (Object.keys(filter).length) out.filterGroupBy = filter;
+  if (Object.keys(filter).length) out.filterGroupBy = Object.fromEntries(Object.entries(filter).map(([k, vs]) => [k, vs.length === 1 ? vs[0]! : vs]));
   return out;
+}
+
+/** A query parameter whose content is JSON (OpenAPI `content: application/json`), given once. */
+function jsonParam(name: string, text: string, earlier: unknown): unknown {
+  if (earlier !== undefined) invalidField(name, "give it once, as one JSON object");
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    invalidField(name, `is not valid JSON: ${(e as Error).message}`);
+  }
+  const problem = inspectJson(value);
+  if (problem) invalidField(problem.path ? `${name}.${problem.path}` : name, problem.message);
+  return value;
 }
 
 /** Checks a query against its meter and turns it into the fold the DOs run. */
@@ -81,7 +113,15 @@ export function foldSpec(meter: MeterDef, q: QueryRequest, now: number): FoldSpe
   if (from !== null && from >= to) invalidField("from", "must be before to");
   const keys = Object.keys(meter.groupBy);
   for (const g of q.groupBy ?? []) if (g !== "subject" && !keys.includes(g)) invalidField("groupBy", `${g} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
-  for (const g of Object.keys(q.filterGroupBy ?? {})) if (!keys.includes(g)) invalidField("filterGroupBy", `${g} is not a group by key of meter ${meter.slug}`);
+  if (q.filterCustomerId?.length) invalidField("filterCustomerId", "edgemeter has no customers: filter by subject instead");
+  const filters: [string, FilterString][] = [];
+  for (const [k, v] of Object.entries(q.filterGroupBy ?? {})) filters.push([k, typeof v === "string" ? { $eq: v } : { $in: v }]);
+  for (const [k, f] of Object.entries(q.advancedMeterGroupByFilters ?? {})) filters.push([k, f]);
+  for (const [field, list] of [["filterGroupBy", q.filterGroupBy], ["advancedMeterGroupByFilters", q.advancedMeterGroupByFilters]] as const) {
+    for (const g of Object.keys(list ?? {})) if (!keys.includes(g)) invalidField(field, `${g} is not a group by key of meter ${meter.slug}`);
+  }
+  const tooMuch = filterProblem(filters);
+  if (tooMuch) invalidField("advancedMeterGroupByFilters", tooMuch);
   return {
     aggregation: meter.aggregation,
     // Storage is in whole minutes: the range widens to the minutes it touches (echoed in the answer).
@@ -90,7 +130,7 @@ export function foldSpec(meter: MeterDef, q: QueryRequest, now: number): FoldSpe
     windowSize: q.windowSize ?? null,
     windowTimeZone: q.windowTimeZone,
     groupBy: (q.groupBy ?? []).filter((g) => g !== "subject"),
-    filterGroupBy: q.filterGroupBy ?? {},
+    filters,
   };
 }
 
@@ -155,7 +195,7 @@ const description =
 
 /** A MeterQueryRequest, or 400 naming each bad field. */
 export function parseQueryRequest(raw: unknown): QueryRequest {
-  const parsed = QueryRequest.safeParse(raw);
+  const parsed = QueryInput.safeParse(raw);
   if (!parsed.success) {
     const errors = zodIssues(parsed.error);
     throw new ApiError("validation_failed", errors.map((e) => (e.field ? `${e.field}: ${e.message}` : e.message)).join("; "), { errors });

@@ -64,7 +64,7 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
   if (!plan.ok) invalidField("windowTimeZone", `${plan.reason}; namespace-wide answers fold 15-minute snapshot rows, so query this zone per subject (subject=…)`);
   const partials = await snapshotUsage(
     db,
-    { namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filterGroupBy: spec.filterGroupBy },
+    { namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filters: spec.filters },
     plan.windows,
   );
 
@@ -75,7 +75,7 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
     aggregation: meter.aggregation === "UNIQUE_COUNT" ? "COUNT" : meter.aggregation,
     from: spec.windowSize ? from : (plan.windows[0]?.start ?? from),
     to,
-    filterGroupBy: {},
+    filters: [],
   };
   const bySubjectKey = new Map<string | null, Bucket[]>();
   for (const p of partials) {
