@@ -142,7 +142,9 @@ export async function snapshotLag(ctx) {
       rowsWritten,
       rowsWrittenPer1000Events: events ? round((rowsWritten / events) * 1000, 2) : null,
       statements: fl.reduce((n, f) => n + f.statements, 0),
-      perFlush: fl.length ? { windows: round(sum(fl, "windows") / fl.length), rows: round(sum(fl, "rows") / fl.length), statements: round(sum(fl, "statements") / fl.length), rowsWritten: round(rowsWritten / fl.length), ms: round(sum(fl, "ms") / fl.length, 1) } : null,
+      perFlush: fl.length ? { windows: round(sum(fl, "windows") / fl.length), rows: round(sum(fl, "rows") / fl.length), statements: round(sum(fl, "statements") / fl.length), rowsWritten: round(rowsWritten / fl.length), ms: round(sum(fl, "ms") / fl.length, 1), d1Ms: round(sum(fl, "d1Ms") / fl.length, 3) } : null,
+      // D1 runs one query at a time: flushes per second one database could take at this flush's D1 time.
+      flushesPerSecondPerDatabase: fl.length && sum(fl, "d1Ms") > 0 ? Math.floor(1000 / (sum(fl, "d1Ms") / fl.length)) : null,
     },
     loadAverage: load,
   };

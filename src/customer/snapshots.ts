@@ -31,6 +31,8 @@ export interface FlushReport {
   /** D1 statements and rows written (meta.rows_written, indexes included). */
   statements: number;
   rowsWritten: number;
+  /** D1's own time for the batch (meta.duration summed). */
+  d1Ms: number;
   applied: boolean;
   error?: string;
   /** Unflushed windows remain (more than one flush carries, or changes during the write). */
@@ -179,7 +181,7 @@ export class SnapshotFlusher {
   }
 
   private async run(now: number, force: boolean): Promise<FlushReport> {
-    const report: FlushReport = { seq: 0, windows: 0, rows: 0, uniques: 0, statements: 0, rowsWritten: 0, applied: false, left: false, next: null };
+    const report: FlushReport = { seq: 0, windows: 0, rows: 0, uniques: 0, statements: 0, rowsWritten: 0, d1Ms: 0, applied: false, left: false, next: null };
     const id = this.identity();
     if (!id) return report;
     const read = this.sql.transaction(() => this.read(id, now, force));

@@ -28,6 +28,11 @@ export interface FlushWrite {
   statements: number;
   /** Sum of D1's meta.rows_written over the batch (index rows included): what D1 bills. */
   rowsWritten: number;
+  /**
+   * Sum of D1's meta.duration (ms executing the statements): a D1 database runs one query at a time,
+   * so this bounds how many flushes per second one database can take (docs/snapshots.md, "Capacity").
+   */
+  d1Ms: number;
 }
 
 /**
@@ -86,6 +91,7 @@ export async function writeFlush(db: Db, f: SubjectFlush): Promise<FlushWrite> {
     applied: (last.meta.changes ?? 0) > 0,
     statements: results.length,
     rowsWritten: results.reduce((n, r) => n + (r.meta.rows_written ?? 0), 0),
+    d1Ms: results.reduce((n, r) => n + (r.meta.duration ?? 0), 0),
   };
 }
 
