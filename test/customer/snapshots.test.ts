@@ -177,6 +177,9 @@ describe("chunking within D1's limits", () => {
     expect(r).toMatchObject({ applied: true, windows: 500, rows: 500, left: false });
     // 500 rows × 11 columns as bound parameters would be 5,500; as JSON they are one statement (+ the state row).
     expect(r.statements).toBe(2);
+    // D1's own time for the batch (meta.duration), the figure docs/snapshots.md's capacity estimate divides by.
+    expect(r.d1Ms).toBeGreaterThan(0);
+    expect(r.d1Ms).toBeLessThan(10_000);
     const { results } = await env.DB.prepare("SELECT count(*) AS n, sum(sum) AS total FROM usage_snapshots WHERE namespace = ? AND subject = ?").bind(NS, s).all<{ n: number; total: number }>();
     expect(results[0]).toEqual({ n: 500, total: (499 * 500) / 2 });
   });
