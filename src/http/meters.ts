@@ -5,9 +5,10 @@ import { deleteMeter, findMeter, insertMeter, listMetersQuery, updateMeter, type
 import { ulid } from "../domain/ids";
 import { compileJsonPath } from "../domain/jsonpath";
 import { AGGREGATIONS, IMMUTABLE_METER_FIELDS, meterCreateSchema, meterUpdateSchema } from "../domain/meter";
-import { iso, parseRfc3339 } from "../domain/time";
+import { iso } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
+import { ms } from "./entitlement-schemas";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 
@@ -101,7 +102,8 @@ meters.openapi(
       aggregation: body.aggregation,
       valueProperty: body.valueProperty ?? null,
       groupBy: body.groupBy ?? {},
-      eventFrom: body.eventFrom ? parseRfc3339(body.eventFrom) : null,
+      // zod accepts any number of fractional digits; parseRfc3339 reads at most 9: refuse, never drop the cutoff.
+      eventFrom: body.eventFrom === undefined ? null : ms(body.eventFrom, "eventFrom"),
       metadata: body.metadata ?? null,
       createdAt: now,
       updatedAt: now,
