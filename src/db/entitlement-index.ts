@@ -1,4 +1,4 @@
-import { and, asc, count, desc, eq, inArray, isNull, or, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { entitlementIndex } from "./schema";
 
@@ -16,6 +16,17 @@ export async function forgetEntitlementIndex(db: Db, namespace: string, id: stri
 
 export async function markEntitlementDeleted(db: Db, namespace: string, id: string, at: number): Promise<void> {
   await db.update(entitlementIndex).set({ deletedAt: at }).where(and(eq(entitlementIndex.namespace, namespace), eq(entitlementIndex.id, id), isNull(entitlementIndex.deletedAt)));
+}
+
+/**
+ * markEntitlementDeleted for many rows in one statement: a list page may hold up to 1,000 of them,
+ * and an invocation may run 1,000 D1 queries. The rows travel as one bound JSON string.
+ */
+export async function markEntitlementsDeleted(db: Db, namespace: string, rows: readonly { id: string; at: number }[]): Promise<void> {
+  if (!rows.length) return;
+  const json = JSON.stringify(rows.map((r) => [r.id, r.at]));
+  await db.run(sql`UPDATE entitlement_index SET deleted_at = (SELECT value->>1 FROM json_each(${json}) WHERE value->>0 = entitlement_index.id)
+    WHERE namespace = ${namespace} AND deleted_at IS NULL AND id IN (SELECT value->>0 FROM json_each(${json}))`);
 }
 
 export async function findEntitlementIndex(db: Db, namespace: string, id: string): Promise<EntitlementIndexRow | undefined> {

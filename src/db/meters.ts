@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, sql } from "drizzle-orm";
+import { and, asc, desc, eq, isNull, sql } from "drizzle-orm";
 import type { Aggregation, MeterDef } from "../domain/meter";
 import type { Db } from "./client";
 import { meters, namespaceConfig } from "./schema";
@@ -27,6 +27,26 @@ export function bumpVersion(db: Db, namespace: string) {
 
 export function listMetersQuery(db: Db, namespace: string) {
   return db.select().from(meters).where(and(eq(meters.namespace, namespace), isNull(meters.deletedAt))).orderBy(asc(meters.slug));
+}
+
+/** OpenMeter's MeterOrderBy values and the columns they sort by (`key` is the slug). */
+export const METER_ORDER_BY = { key: meters.slug, name: meters.name, aggregation: meters.aggregation, createdAt: meters.createdAt, updatedAt: meters.updatedAt } as const;
+
+export interface MeterListQuery {
+  includeDeleted: boolean;
+  orderBy: keyof typeof METER_ORDER_BY;
+  order: "ASC" | "DESC";
+  /** null: every meter (no page asked for). */
+  range: { offset: number; limit: number } | null;
+}
+
+/** GET /api/v1/meters. Ties broken by id, so pages neither repeat nor skip a meter (deleted ones may share a slug). */
+export function listMeters(db: Db, namespace: string, q: MeterListQuery) {
+  const dir = q.order === "DESC" ? desc : asc;
+  const where = [eq(meters.namespace, namespace)];
+  if (!q.includeDeleted) where.push(isNull(meters.deletedAt));
+  const query = db.select().from(meters).where(and(...where)).orderBy(dir(METER_ORDER_BY[q.orderBy]), dir(meters.id)).$dynamic();
+  return q.range === null ? query : query.limit(q.range.limit).offset(q.range.offset);
 }
 
 /** By slug or id, as OpenMeter's `{meterIdOrSlug}`. */

@@ -7,7 +7,7 @@ import { SLUG_PATTERN } from "../domain/meter";
 import { intervalToISO, PERIOD_INTERVALS, type PeriodInterval } from "../domain/periods";
 import { iso, parseRfc3339 } from "../domain/time";
 import { MAX_ABS_VALUE } from "../domain/values";
-import { ApiError } from "./errors";
+import { ApiError, invalidField } from "./errors";
 
 /** OpenMeter v1 wire shapes for features, entitlements, grants and entitlement values. */
 
@@ -33,11 +33,16 @@ export const Period = z.object({ from: z.string(), to: z.string() }).openapi("Pe
 /** An amount of usage or credit: finite and bounded, so no balance or sum of them can overflow (MAX_ABS_VALUE). */
 export const amount = () => z.number().finite().max(MAX_ABS_VALUE, `must be at most ${MAX_ABS_VALUE}`);
 
-/** A date-time zod has accepted, in epoch ms. zod takes any number of fractional digits; beyond 9 is refused here rather than read as absent. */
-export function ms(v: string): number {
+/**
+ * A date-time zod has accepted, in epoch ms. zod takes any number of fractional digits; beyond 9 is
+ * refused here rather than read as absent. With `field`, the problem's `errors` names it.
+ */
+export function ms(v: string, field?: string): number {
   const t = parseRfc3339(v);
-  if (t === null) throw new ApiError("validation_failed", `${JSON.stringify(v.slice(0, 64))} is not a date-time this API reads: at most 9 fractional digits`);
-  return t;
+  if (t !== null) return t;
+  const message = `${JSON.stringify(v.slice(0, 64))} is not a date-time this API reads: at most 9 fractional digits`;
+  if (field !== undefined) invalidField(field, message);
+  throw new ApiError("validation_failed", message);
 }
 
 export const FeatureSchema = z

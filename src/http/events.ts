@@ -1,9 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { customer } from "../customer/client";
+import type { EventListQuery } from "../customer/events";
 import { iso, parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
-import { ApiError, errorResponses } from "./errors";
+import { ApiError, errorResponses, invalidField } from "./errors";
 import { ingestEvents, readEvents } from "./ingest";
 import { EventSchema, IngestedEventSchema, IngestResultSchema } from "./schemas";
 
@@ -44,13 +45,18 @@ events.post("/api/v1/events", requireScope("ingest"), async (c) => {
 
 const ListQuery = z.object({
   subject: z.string().min(1).max(256).openapi({ description: "Required: events are kept per subject (exact match)." }),
-  from: z.string().optional().openapi({ description: "RFC 3339, inclusive; default 72 hours ago" }),
-  to: z.string().optional().openapi({ description: "RFC 3339, inclusive; default now" }),
+  id: z.string().optional().openapi({ description: "A part of the event id (case-sensitive)." }),
+  from: z.string().optional().openapi({ description: "Event time, RFC 3339, inclusive; default 72 hours ago" }),
+  to: z.string().optional().openapi({ description: "Event time, RFC 3339, inclusive; default none, so events stamped ahead of now (ingest accepts up to 5 minutes) are listed" }),
+  ingestedAtFrom: z.string().optional().openapi({ description: "Ingestion time, RFC 3339, inclusive." }),
+  ingestedAtTo: z.string().optional().openapi({ description: "Ingestion time, RFC 3339, inclusive." }),
+  clientId: z.string().min(1).max(36).optional().openapi({ description: "Accepted: OpenMeter names a query with it to report its progress; it does not change the answer, and edgemeter has no progress route." }),
+  customerId: z.union([z.string(), z.array(z.string())]).optional().openapi({ description: "Refused (400): edgemeter has no customers; name the subject." }),
   limit: z.coerce.number().int().min(1).max(100).default(100),
 });
 
-function time(value: string | undefined, name: string, fallback: number): number {
-  if (value === undefined) return fallback;
+function time(value: string | undefined, name: string): number | null {
+  if (value === undefined) return null;
   const t = parseRfc3339(value);
   if (t === null) throw new ApiError("validation_failed", `${name} must be an RFC 3339 date-time`, { errors: [{ field: name, message: "invalid date-time" }] });
   return t;
@@ -71,11 +77,19 @@ events.openapi(
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const now = Date.now();
-    const from = time(q.from, "from", now - 72 * 3_600_000);
-    const to = time(q.to, "to", now);
+    // Filtering by customer would change the answer, and there are no customers to filter by.
+    if (q.customerId !== undefined) invalidField("customerId", "edgemeter has no customers; events are listed per subject");
+    const query: EventListQuery = {
+      from: time(q.from, "from") ?? Date.now() - 72 * 3_600_000,
+      // OpenMeter's listEvents gives `to` no default: a just-ingested event stamped ahead of now is listed.
+      to: time(q.to, "to"),
+      ingestedFrom: time(q.ingestedAtFrom, "ingestedAtFrom"),
+      ingestedTo: time(q.ingestedAtTo, "ingestedAtTo"),
+      idContains: q.id ?? null,
+      limit: q.limit,
+    };
     const namespace = c.get("principal").namespace;
-    const rows = await customer(c.env, { namespace, subject: q.subject }).events({ namespace, subject: q.subject }, { from, to, limit: q.limit });
+    const rows = await customer(c.env, { namespace, subject: q.subject }).events({ namespace, subject: q.subject }, query);
     return c.json(
       rows.map((r) => ({
         event: { specversion: "1.0" as const, id: r.id, source: r.source, type: r.type, subject: q.subject, time: iso(r.time), data: r.data === null ? null : (JSON.parse(r.data) as Record<string, unknown>) },

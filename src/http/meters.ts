@@ -1,13 +1,15 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
-import { deleteMeter, findMeter, insertMeter, listMetersQuery, updateMeter, type MeterRow } from "../db/meters";
+import { deleteMeter, findMeter, insertMeter, listMeters, METER_ORDER_BY, updateMeter, type MeterRow } from "../db/meters";
 import { ulid } from "../domain/ids";
 import { compileJsonPath } from "../domain/jsonpath";
 import { AGGREGATIONS, IMMUTABLE_METER_FIELDS, meterCreateSchema, meterUpdateSchema } from "../domain/meter";
-import { iso, parseRfc3339 } from "../domain/time";
+import { iso } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
+import { ms } from "./entitlement-schemas";
+import { optionalPage, pageRange } from "./pagination";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 
@@ -25,6 +27,7 @@ export const MeterSchema = z
     groupBy: z.record(z.string(), z.string()),
     createdAt: z.string(),
     updatedAt: z.string(),
+    deletedAt: z.string().optional().openapi({ description: "Only on deleted meters, which only the list with includeDeleted=true shows." }),
   })
   .openapi("Meter");
 
@@ -42,6 +45,7 @@ export function toMeterApi(r: MeterRow) {
     groupBy: r.groupBy,
     createdAt: iso(r.createdAt),
     updatedAt: iso(r.updatedAt),
+    ...(r.deletedAt !== null ? { deletedAt: iso(r.deletedAt) } : {}),
   };
 }
 
@@ -59,6 +63,12 @@ function checkPaths(valueProperty: string | undefined, groupBy: Record<string, s
   if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
 }
 
+const ListQuery = z.object({
+  ...optionalPage(1000, "Without page or pageSize, every meter."),
+  order: z.enum(["ASC", "DESC"]).default("ASC"),
+  orderBy: z.enum(Object.keys(METER_ORDER_BY) as [keyof typeof METER_ORDER_BY]).default("key").openapi({ description: "key (the slug, the default), name, aggregation, createdAt or updatedAt." }),
+  includeDeleted: z.enum(["true", "false"]).default("false").openapi({ description: "Also deleted meters, with deletedAt." }),
+});
 const IdOrSlug = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
 
@@ -70,10 +80,19 @@ meters.openapi(
     path: "/api/v1/meters",
     summary: "List meters",
     tags: ["Meters"],
+    description: "A plain array, as OpenMeter's. Without page or pageSize, every meter; with either, that page (pageSize default 100).",
     middleware: [requireScope("read")] as const,
-    responses: { 200: { description: "Meters", content: json(z.array(MeterSchema)) }, ...errorResponses("unauthenticated", "forbidden") },
+    request: { query: ListQuery },
+    responses: { 200: { description: "Meters", content: json(z.array(MeterSchema)) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
   }),
-  async (c) => c.json((await listMetersQuery(database(c.env.DB), c.get("principal").namespace)).map(toMeterApi), 200),
+  async (c) => {
+    const q = c.req.valid("query");
+    // The answer is a plain array with no totalCount (OpenMeter's shape): a client that asks for no
+    // page gets every meter rather than a first page it cannot tell is partial.
+    const range = pageRange(q);
+    const rows = await listMeters(database(c.env.DB), c.get("principal").namespace, { includeDeleted: q.includeDeleted === "true", orderBy: q.orderBy, order: q.order, range });
+    return c.json(rows.map(toMeterApi), 200);
+  },
 );
 
 meters.openapi(
@@ -101,7 +120,8 @@ meters.openapi(
       aggregation: body.aggregation,
       valueProperty: body.valueProperty ?? null,
       groupBy: body.groupBy ?? {},
-      eventFrom: body.eventFrom ? parseRfc3339(body.eventFrom) : null,
+      // zod accepts any number of fractional digits; parseRfc3339 reads at most 9: refuse, never drop the cutoff.
+      eventFrom: body.eventFrom === undefined ? null : ms(body.eventFrom, "eventFrom"),
       metadata: body.metadata ?? null,
       createdAt: now,
       updatedAt: now,

@@ -20,10 +20,15 @@ export function page<T>(all: readonly T[], p: { page: number; pageSize: number }
  * neither, a plain array of `offset`/`limit`. `max` bounds a page and a limit alike.
  */
 export const pageOrRange = (max: number, defaultLimit: number) => ({
-  page: z.coerce.number().int().min(1).optional().openapi({ description: "Page index (from 1). With page or pageSize the answer is paginated." }),
-  pageSize: z.coerce.number().int().min(1).max(max).optional().openapi({ description: "Items per page (default 100)." }),
+  ...optionalPage(max, "With page or pageSize the answer is paginated."),
   offset: z.coerce.number().int().min(0).default(0),
   limit: z.coerce.number().int().min(1).max(max).default(defaultLimit),
+});
+
+/** page and pageSize without defaults, for lists whose answer differs when neither is given. */
+export const optionalPage = (max: number, note: string) => ({
+  page: z.coerce.number().int().min(1).optional().openapi({ description: `Page index (from 1). ${note}` }),
+  pageSize: z.coerce.number().int().min(1).max(max).optional().openapi({ description: "Items per page (default 100)." }),
 });
 
 export interface PageOrRange {
@@ -33,11 +38,16 @@ export interface PageOrRange {
   limit: number;
 }
 
-/** Which rows a pageOrRange query asks for. */
-export function rangeOf(q: PageOrRange): { offset: number; limit: number } {
-  if (q.page === undefined && q.pageSize === undefined) return { offset: q.offset, limit: q.limit };
+/** The rows an optionalPage query asks for; null when it names no page. */
+export function pageRange(q: { page?: number; pageSize?: number }): { offset: number; limit: number } | null {
+  if (q.page === undefined && q.pageSize === undefined) return null;
   const size = q.pageSize ?? 100;
   return { offset: ((q.page ?? 1) - 1) * size, limit: size };
+}
+
+/** Which rows a pageOrRange query asks for. */
+export function rangeOf(q: PageOrRange): { offset: number; limit: number } {
+  return pageRange(q) ?? { offset: q.offset, limit: q.limit };
 }
 
 /** The answer to a pageOrRange query, given the rows of its range and how many match in all. */

@@ -241,7 +241,16 @@ describe("GET /api/v1/grants (namespace-wide, OpenMeter)", () => {
     const ingestOnly = await createKey({ scopes: ["ingest"] });
     expectProblem(await api("GET", "/api/v1/grants", { key: ingestOnly.key }), 403, "forbidden");
     expectProblem(await api("GET", "/api/v1/grants?orderBy=amount"), 400, "validation_failed");
-    expectProblem(await api("GET", "/api/v1/grants?pageSize=101"), 400, "validation_failed");
+    expectProblem(await api("GET", "/api/v1/grants?pageSize=1001"), 400, "validation_failed");
+    expectProblem(await api("GET", "/api/v1/grants?limit=1001"), 400, "validation_failed");
+    // OpenMeter's largest page, 1,000, is served and echoed.
+    const paged = await api("GET", `/api/v1/grants?subject=${s.subject}&pageSize=1000`);
+    expect(paged.status, paged.text).toBe(200);
+    expect(paged.body).toMatchObject({ totalCount: 1, page: 1, pageSize: 1000 });
+    expect(paged.body.items).toHaveLength(1);
+    const ranged = await api("GET", `/api/v1/grants?subject=${s.subject}&limit=1000`);
+    expect(ranged.status, ranged.text).toBe(200);
+    expect(ranged.body).toHaveLength(1);
     expectProblem(await api("GET", `/api/v1/grants?${Array.from({ length: 26 }, (_, i) => `subject=s${i}`).join("&")}`), 400, "validation_failed");
   });
 });

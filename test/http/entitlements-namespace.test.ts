@@ -1,4 +1,5 @@
 import { runInDurableObject } from "cloudflare:test";
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import type { Sql } from "../../src/customer/sql";
 import { api, createKey, customerStub, expectProblem, uid } from "../helpers/api";
@@ -50,24 +51,42 @@ describe("namespace-wide entitlements (OpenMeter's GET /api/v1/entitlements and 
     const other = await createKey({ scopes: ["read"], namespace: uid("ns").toLowerCase() });
     expect((await api("GET", `/api/v1/entitlements?subject=${s.subject}`, { key: other.key })).body).toEqual([]);
     expectProblem(await api("GET", `/api/v1/entitlements/${s.entitlement.id}`, { key: other.key }), 404, "not_found");
-    for (const bad of ["entitlementType=gold", "page=0", "pageSize=101", "order=UP", "limit=0"]) {
+    for (const bad of ["entitlementType=gold", "page=0", "pageSize=1001", "order=UP", "limit=0", "limit=1001"]) {
       expectProblem(await api("GET", `/api/v1/entitlements?${bad}`), 400, "validation_failed");
     }
   });
 
-  it("an entitlement its object deleted while the index missed it (a failed D1 write, older code) is left out, and the index repaired", async () => {
+  it("entitlements its object deleted while the index missed it (a failed D1 write, older code) are left out, and the index repaired", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 5 } });
-    // The object deletes it without the route: the index row stays live.
-    await runInDurableObject(customerStub(s.subject), (instance) => {
-      const o = instance as unknown as { sql: Sql };
-      o.sql.exec("UPDATE entitlements SET deleted_at = ? WHERE id = ?", Date.now(), s.entitlement.id);
-      o.sql.forget("entitlements:");
-    });
-    const first = await api("GET", `/api/v1/entitlements?subject=${s.subject}&pageSize=10`);
+    const t = await setup({ entitlement: { issueAfterReset: 5 } });
+    const at = Date.now() - 60_000;
+    // The objects delete them without the route: the index rows stay live.
+    for (const x of [s, t]) {
+      await runInDurableObject(customerStub(x.subject), (instance) => {
+        const o = instance as unknown as { sql: Sql };
+        o.sql.exec("UPDATE entitlements SET deleted_at = ? WHERE id = ?", at, x.entitlement.id);
+        o.sql.forget("entitlements:");
+      });
+    }
+    const path = `/api/v1/entitlements?subject=${s.subject}&subject=${t.subject}&pageSize=10`;
+    const first = await api("GET", path);
     expect(first.body.items).toEqual([]);
-    // Repaired after the answer (waitUntil): the count follows.
+    // Repaired after the answer (waitUntil), both rows in one statement, with the objects' deletion times.
     let total = first.body.totalCount;
-    for (let i = 0; i < 20 && total !== 0; i++) total = (await api("GET", `/api/v1/entitlements?subject=${s.subject}&pageSize=10`)).body.totalCount;
+    for (let i = 0; i < 20 && total !== 0; i++) total = (await api("GET", path)).body.totalCount;
     expect(total).toBe(0);
+    const rows = await env.DB.prepare("SELECT deleted_at AS d FROM entitlement_index WHERE id IN (?, ?)").bind(s.entitlement.id, t.entitlement.id).all<{ d: number }>();
+    expect(rows.results.map((r) => r.d)).toEqual([at, at]);
+  });
+
+  it("serves OpenMeter's largest page, 1,000, and echoes it; limit too", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 5 } });
+    const paged = await api("GET", `/api/v1/entitlements?subject=${s.subject}&pageSize=1000`);
+    expect(paged.status, paged.text).toBe(200);
+    expect(paged.body).toMatchObject({ totalCount: 1, page: 1, pageSize: 1000 });
+    expect(paged.body.items.map((e: any) => e.id)).toEqual([s.entitlement.id]);
+    const ranged = await api("GET", `/api/v1/entitlements?subject=${s.subject}&limit=1000`);
+    expect(ranged.status, ranged.text).toBe(200);
+    expect(ranged.body.map((e: any) => e.id)).toEqual([s.entitlement.id]);
   });
 });

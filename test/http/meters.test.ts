@@ -1,0 +1,109 @@
+import { describe, expect, it } from "vitest";
+import { api, createKey, createMeter, event, expectProblem, ingestOk, total, uid } from "../helpers/api";
+
+/** OpenMeter's listMeters parameters, and meter date-times the API cannot read. */
+
+describe("GET /api/v1/meters", () => {
+  // A namespace of its own, so the file's other meters do not show up in the lists.
+  const setup = async () => {
+    const { key } = await createKey({ scopes: ["admin"], namespace: uid("ns_meters") });
+    const make = async (slug: string, name: string, aggregation: string) =>
+      (await createMeter({ slug, name, eventType: "list_call", aggregation, ...(aggregation === "COUNT" ? {} : { valueProperty: "$.tokens" }) }, key)).body;
+    // Created in this order, so createdAt (and the ULID) grow c, a, b; names and aggregations sort otherwise.
+    const c = await make("c_meter", "Alpha", "SUM");
+    await new Promise((r) => setTimeout(r, 5));
+    const a = await make("a_meter", "Charlie", "MAX");
+    await new Promise((r) => setTimeout(r, 5));
+    const b = await make("b_meter", "Bravo", "COUNT");
+    const list = async (qs = "") => {
+      const res = await api("GET", `/api/v1/meters${qs}`, { key });
+      expect(res.status, res.text).toBe(200);
+      return res.body as { slug: string; deletedAt?: string }[];
+    };
+    return { key, a, b, c, list, slugs: async (qs = "") => (await list(qs)).map((m) => m.slug) };
+  };
+
+  it("orders by key (the slug) ascending by default; order and orderBy change it", async () => {
+    const { slugs } = await setup();
+    expect(await slugs()).toEqual(["a_meter", "b_meter", "c_meter"]);
+    expect(await slugs("?order=DESC")).toEqual(["c_meter", "b_meter", "a_meter"]);
+    expect(await slugs("?orderBy=name")).toEqual(["c_meter", "b_meter", "a_meter"]);
+    expect(await slugs("?orderBy=aggregation")).toEqual(["b_meter", "a_meter", "c_meter"]);
+    expect(await slugs("?orderBy=createdAt")).toEqual(["c_meter", "a_meter", "b_meter"]);
+    expect(await slugs("?orderBy=createdAt&order=DESC")).toEqual(["b_meter", "a_meter", "c_meter"]);
+  });
+
+  it("orderBy=updatedAt follows the last change", async () => {
+    const { key, slugs } = await setup();
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await api("PUT", "/api/v1/meters/c_meter", { key, body: { name: "Renamed" } })).status).toBe(200);
+    expect(await slugs("?orderBy=updatedAt")).toEqual(["a_meter", "b_meter", "c_meter"]);
+    expect(await slugs("?orderBy=updatedAt&order=DESC")).toEqual(["c_meter", "b_meter", "a_meter"]);
+  });
+
+  it("pages with page and pageSize; the answer stays a plain array", async () => {
+    const { list, slugs } = await setup();
+    expect(Array.isArray(await list("?pageSize=2"))).toBe(true);
+    expect(await slugs("?pageSize=2")).toEqual(["a_meter", "b_meter"]);
+    expect(await slugs("?page=2&pageSize=2")).toEqual(["c_meter"]);
+    expect(await slugs("?page=3&pageSize=2")).toEqual([]);
+    expect(await slugs("?page=2&pageSize=1&order=DESC")).toEqual(["b_meter"]);
+    // page alone: pages of the default size, 100.
+    expect(await slugs("?page=1")).toEqual(["a_meter", "b_meter", "c_meter"]);
+    expect(await slugs("?page=2")).toEqual([]);
+    expect(await slugs("?pageSize=1000")).toEqual(["a_meter", "b_meter", "c_meter"]);
+  });
+
+  it("includeDeleted=true adds deleted meters, with deletedAt; otherwise they are left out", async () => {
+    const { key, list, slugs } = await setup();
+    const before = Date.now();
+    expect((await api("DELETE", "/api/v1/meters/b_meter", { key })).status).toBe(204);
+    // Its slug reused: both meters are listed, told apart by deletedAt.
+    await createMeter({ slug: "b_meter", eventType: "list_call", aggregation: "COUNT" }, key);
+    const live = await list();
+    expect(live.map((m) => m.slug)).toEqual(["a_meter", "b_meter", "c_meter"]);
+    expect(live.every((m) => !("deletedAt" in m))).toBe(true);
+    const all = await list("?includeDeleted=true");
+    expect(all.map((m) => m.slug)).toEqual(["a_meter", "b_meter", "b_meter", "c_meter"]);
+    const deleted = all.filter((m) => m.deletedAt !== undefined);
+    expect(deleted).toHaveLength(1);
+    expect(Date.parse(deleted[0]!.deletedAt!)).toBeGreaterThanOrEqual(before - 1000);
+    expect(await slugs("?includeDeleted=false")).toEqual(["a_meter", "b_meter", "c_meter"]);
+    expect(await slugs("?includeDeleted=true&page=2&pageSize=2")).toEqual(["b_meter", "c_meter"]);
+  });
+
+  it("400 naming the parameter for values outside the spec", async () => {
+    const { key } = await setup();
+    for (const [qs, field] of [
+      ["page=0", "page"],
+      ["pageSize=0", "pageSize"],
+      ["pageSize=1001", "pageSize"],
+      ["order=UP", "order"],
+      ["orderBy=slug", "orderBy"],
+      ["includeDeleted=yes", "includeDeleted"],
+    ]) {
+      const res = await api("GET", `/api/v1/meters?${qs}`, { key });
+      expectProblem(res, 400, "validation_failed");
+      expect(res.text).toContain(field);
+    }
+  });
+});
+
+describe("meter eventFrom", () => {
+  it("more than 9 fractional digits is refused (400 naming eventFrom), not read as no cutoff", async () => {
+    const slug = uid("from");
+    const res = await api("POST", "/api/v1/meters", { body: { slug, eventType: "from_call", aggregation: "COUNT", eventFrom: "2099-01-01T00:00:00.0000000001Z" } });
+    expectProblem(res, 400, "validation_failed");
+    expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(["eventFrom"]);
+    expectProblem(await api("GET", `/api/v1/meters/${slug}`), 404, "not_found");
+  });
+
+  it("9 fractional digits are read (to the millisecond) and the cutoff applies", async () => {
+    const slug = uid("from");
+    const created = await createMeter({ slug, eventType: "from_call", aggregation: "COUNT", eventFrom: "2099-01-01T00:00:00.123456789Z" });
+    expect(created.body.eventFrom).toBe("2099-01-01T00:00:00.123Z");
+    const subject = uid("from_subject");
+    await ingestOk([event({ type: "from_call", subject })]);
+    expect(await total(slug, subject)).toBe(0);
+  });
+});
