@@ -21,7 +21,7 @@ import { EventSchema } from "./schemas";
  * records the event in the same transaction (src/customer/check.ts has the rules).
  */
 
-const CheckRequest = z
+export const CheckRequest = z
   .object({
     subject: subjectKey,
     feature: z.string().min(1).max(64).openapi({ description: "Feature key (or feature id)." }),

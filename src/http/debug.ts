@@ -5,7 +5,9 @@ import { LIMITS } from "../domain/cloudevent";
 import { settings } from "../env";
 import { authenticate, requireScope, ROOT_NAMESPACE } from "./auth";
 import { jsonBody, parseJson, readCappedText } from "./body";
-import { decide } from "./check";
+import { sha256 } from "../domain/ids";
+import { inspectJson } from "../domain/json-input";
+import { CheckRequest, decide } from "./check";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
 
@@ -87,4 +89,25 @@ debug.get("/bench/check-rpc", benchOnly, async (c) => {
   c.set("principal", { namespace: ROOT_NAMESPACE, scopes: ["read"], keyId: "bench", root: false });
   const id = { namespace: ROOT_NAMESPACE, subject };
   return c.json(await decide(c, id, { feature, amount: 1, event: null }), 200);
+});
+
+// What one step of a check costs in this runtime, repeated n times inside one request and timed from
+// outside (bench/unit-costs.mjs): workerd's clock stands still while JavaScript runs, and the V8
+// profile misattributes small functions on the request path.
+const CHECK_BODY = JSON.stringify({ subject: "customer-1", feature: "tokens", amount: 1 });
+const UNITS: Record<string, () => unknown> = {
+  resolved: () => Promise.resolve(1),
+  json: () => parseJson(CHECK_BODY),
+  inspect: () => inspectJson(JSON.parse(CHECK_BODY)),
+  zod: () => CheckRequest.safeParseAsync(JSON.parse(CHECK_BODY)),
+  digest: () => sha256("em_0123456789abcdefghijklmnopqrstuvwxyzABCDEF"),
+};
+debug.get("/bench/repeat", benchOnly, async (c) => {
+  const unit = UNITS[c.req.query("what") ?? ""];
+  const n = Number(c.req.query("n"));
+  if (!unit || !Number.isInteger(n) || n < 1 || n > 1_000_000) {
+    throw new ApiError("validation_failed", `what is one of ${Object.keys(UNITS).join(", ")}; n is 1 to 1,000,000`);
+  }
+  for (let i = 0; i < n; i++) await unit();
+  return c.json({ n }, 200);
 });

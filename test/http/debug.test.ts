@@ -53,6 +53,7 @@ describe("the bench routes", () => {
       expectProblem(await api("GET", "/bench/authenticated", { key }), 404, "not_found");
       expectProblem(await api("POST", "/bench/authenticated", { body: { a: 1 }, key }), 404, "not_found");
       expectProblem(await api("GET", "/bench/check-rpc?subject=a&feature=b", { key }), 404, "not_found");
+      expectProblem(await api("GET", "/bench/repeat?what=zod&n=1", { key }), 404, "not_found");
     }
   });
 
@@ -83,5 +84,11 @@ describe("the bench routes", () => {
     expect(probe.body).toMatchObject({ ok: true, value: { allowed: true, balance: 5, usage: 0 } });
     expect(probe.body.value).toEqual(check.body);
     expect((await call("GET", "/bench/check-rpc?subject=x")).status).toBe(400);
+  });
+
+  it("with it on, repeat runs one step of a check n times, and names its choices otherwise", async () => {
+    for (const what of ["resolved", "json", "inspect", "zod", "digest"]) expect(await call("GET", `/bench/repeat?what=${what}&n=3`)).toEqual({ status: 200, body: { n: 3 } });
+    expect(await call("GET", "/bench/repeat?what=nothing&n=3")).toMatchObject({ status: 400, body: { code: "validation_failed" } });
+    expect((await call("GET", "/bench/repeat?what=zod&n=0")).status).toBe(400);
   });
 });
