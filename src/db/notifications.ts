@@ -31,8 +31,25 @@ export function listChannelsQuery(db: Db, namespace: string) {
   return db.select().from(notificationChannels).where(and(eq(notificationChannels.namespace, namespace), isNull(notificationChannels.deletedAt))).orderBy(notificationChannels.id);
 }
 
-export function listRulesQuery(db: Db, namespace: string) {
-  return db.select().from(notificationRules).where(and(eq(notificationRules.namespace, namespace), isNull(notificationRules.deletedAt))).orderBy(notificationRules.id);
+export function listRulesQuery(db: Db, namespace: string, includeDeleted = false) {
+  const where = [eq(notificationRules.namespace, namespace)];
+  if (!includeDeleted) where.push(isNull(notificationRules.deletedAt));
+  return db.select().from(notificationRules).where(and(...where)).orderBy(notificationRules.id);
+}
+
+/** A JSON array bound as one parameter (`IN (SELECT value FROM json_each(?))`): however long the list, one of the 100 a statement may bind. */
+const anyOf = (values: readonly string[]) => sql`(SELECT value FROM json_each(${JSON.stringify(values)}))`;
+
+/**
+ * The rules named, deleted ones included (an event outlives the rule that sent it), in one
+ * statement whatever the count: a page of events costs one query for its rules, not one per event.
+ */
+export async function rulesByIds(db: Db, namespace: string, ids: readonly string[]): Promise<RuleRow[]> {
+  if (ids.length === 0) return [];
+  return db
+    .select()
+    .from(notificationRules)
+    .where(and(eq(notificationRules.namespace, namespace), sql`${notificationRules.id} IN ${anyOf([...new Set(ids)])}`));
 }
 
 export async function findChannel(db: Db, namespace: string, id: string): Promise<ChannelRow | undefined> {
