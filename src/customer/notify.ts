@@ -177,17 +177,21 @@ export class Notifier {
     try {
       await upsertNotificationEvents(
         database(this.env.DB),
-        rows.map((r) => ({
-          id: r.id,
-          namespace: who.namespace,
-          ruleId: r.rule_id,
-          type: r.type,
-          subject: who.subject,
-          featureKey: r.feature_key,
-          createdAt: r.created_at,
-          payload: JSON.parse(r.payload) as unknown,
-          deliveries: deliveries(r.id),
-        })),
+        rows.map((r) => {
+          const payload = JSON.parse(r.payload) as { data?: { feature?: { id?: string } } };
+          return {
+            id: r.id,
+            namespace: who.namespace,
+            ruleId: r.rule_id,
+            type: r.type,
+            subject: who.subject,
+            featureKey: r.feature_key,
+            featureId: payload.data?.feature?.id ?? null,
+            createdAt: r.created_at,
+            payload,
+            deliveries: deliveries(r.id),
+          };
+        }),
       );
     } catch (e) {
       console.error("notification mirror to D1 failed; will retry", e);

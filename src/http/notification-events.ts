@@ -59,7 +59,16 @@ notificationEvents.openapi(
     summary: "List notification events with their delivery status, newest first",
     tags: ["Notifications"],
     middleware: [requireScope("read")] as const,
-    request: { query: PageQuery.extend({ from: time("from"), to: time("to"), rule: listParam(20), subject: listParam(20), feature: listParam(20) }) },
+    request: {
+      query: PageQuery.extend({
+        from: time("from"),
+        to: time("to"),
+        rule: listParam(20).openapi({ description: "Rule ids (repeat the parameter)." }),
+        subject: listParam(20).openapi({ description: "Subject keys or ids (repeat the parameter)." }),
+        feature: listParam(20).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
+        channel: listParam(20).openapi({ description: "Channel ids: events with a delivery to one of them (repeat the parameter)." }),
+      }),
+    },
     responses: { 200: { description: "Events", content: json(paginated(NotificationEventSchema, "NotificationEventPaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
   }),
   async (c) => {
@@ -71,6 +80,7 @@ notificationEvents.openapi(
       rules: q.rule,
       subjects: q.subject,
       features: q.feature,
+      channels: q.channel,
       limit: q.pageSize,
       offset: (q.page - 1) * q.pageSize,
     });

@@ -81,7 +81,7 @@ describe("notification events: the rule", () => {
       deletedAt: i % 3 === 0 ? now : null,
     }));
     for (let i = 0; i < rules.length; i += 8) await db.insert(notificationRules).values(rules.slice(i, i + 8));
-    const events = rules.map((r, i) => ({ id: ulid(now + 1000 + i), namespace, ruleId: r.id, type: r.type, subject: "s", featureKey: "f", createdAt: now + i, payload: {}, deliveries: [] }));
+    const events = rules.map((r, i) => ({ id: ulid(now + 1000 + i), namespace, ruleId: r.id, type: r.type, subject: "s", featureKey: "f", featureId: null, createdAt: now + i, payload: {}, deliveries: [] }));
     for (let i = 0; i < events.length; i += 8) await db.insert(notificationEvents).values(events.slice(i, i + 8));
 
     let res: any;
@@ -91,6 +91,44 @@ describe("notification events: the rule", () => {
     expect(res.body.items.every((e: any) => e.rule.name === `r${rules.findIndex((r) => r.id === e.rule.id)}`)).toBe(true);
     // The API key lookup, the page and its count, the rules.
     expect(queries).toBeLessThanOrEqual(5);
+  });
+});
+
+describe("notification events: filters", () => {
+  it("feature by id or key, subject by id or key, channel by id", async () => {
+    const a = await fired();
+    const b = await fired();
+    const only = (res: { status: number; text: string; body: any }, want: string) => {
+      expect(res.status, res.text).toBe(200);
+      expect(ids(res)).toContain(want);
+      expect(ids(res)).not.toContain(want === a.event.id ? b.event.id : a.event.id);
+    };
+    only(await api("GET", `/api/v1/notification/events?feature=${a.featureId}`), a.event.id);
+    only(await api("GET", `/api/v1/notification/events?feature=${b.s.feature}`), b.event.id);
+    const subjectB = await api("GET", `/api/v1/subjects/${b.s.subject}`);
+    expect(subjectB.status, subjectB.text).toBe(200);
+    only(await api("GET", `/api/v1/notification/events?subject=${subjectB.body.id}`), b.event.id);
+    only(await api("GET", `/api/v1/notification/events?subject=${a.s.subject}`), a.event.id);
+    only(await api("GET", `/api/v1/notification/events?channel=${a.channel.id}`), a.event.id);
+    only(await api("GET", `/api/v1/notification/events?channel=${b.channel.id}&feature=${b.featureId}&subject=${b.s.subject}`), b.event.id);
+    const both = await api("GET", `/api/v1/notification/events?channel=${a.channel.id}&channel=${b.channel.id}`);
+    expect(ids(both)).toEqual(expect.arrayContaining([a.event.id, b.event.id]));
+    expect((await api("GET", `/api/v1/notification/events?channel=01ARZ3NDEKTSV4RRFFQ69G5FAV`)).body.totalCount).toBe(0);
+  });
+});
+
+describe("migration 0008", () => {
+  it("gives events mirrored before it their feature id, so the feature filter finds them by id", async () => {
+    const namespace = uid("ns").toLowerCase();
+    const key = (await createKey({ scopes: ["read"], namespace })).key;
+    const featureId = ulid(Date.now());
+    const id = ulid(Date.now());
+    const payload = { id, type: "entitlements.reset", data: { feature: { id: featureId, key: "old_feature" } } };
+    await database(env.DB).insert(notificationEvents).values({ id, namespace, ruleId: ulid(Date.now()), type: "entitlements.reset", subject: "s", featureKey: "old_feature", featureId: null, createdAt: Date.now(), payload, deliveries: [] });
+    expect((await api("GET", `/api/v1/notification/events?feature=${featureId}`, { key })).body.totalCount).toBe(0);
+    const migration = env.TEST_MIGRATIONS.find((m) => m.name.startsWith("0008_"))!;
+    for (const q of migration.queries.filter((q) => /^\s*(--.*\n\s*)*UPDATE/.test(q))) await env.DB.prepare(q).run();
+    expect(ids(await api("GET", `/api/v1/notification/events?feature=${featureId}`, { key }))).toEqual([id]);
   });
 });
 
