@@ -15,6 +15,7 @@ import type { AppEnv } from "./context";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, page, paginated } from "./pagination";
+import { samplePayload } from "./notification-sample";
 
 const ThresholdSchema = z
   .object({ type: z.enum(["usage_value", "usage_percentage", "balance_value", "NUMBER", "PERCENT"]), value: amount().min(0) })
@@ -261,12 +262,8 @@ rules.openapi(
     const channels = (await listChannelsQuery(database(c.env.DB), namespace)).filter((ch) => rule.channels.includes(ch.id)).map(toChannelDef);
     const now = Date.now();
     const id = ulid(now);
-    const payload = {
-      id,
-      type: rule.type,
-      timestamp: iso(now),
-      data: { test: true, rule: { id: rule.id, name: rule.name }, ...(rule.type === "entitlements.balance.threshold" ? { threshold: rule.thresholds[0] } : {}) },
-    };
+    const feature = rule.features.length ? await findFeature(database(c.env.DB), namespace, rule.features[0]!) : undefined;
+    const payload = samplePayload(rule, feature, id, now);
     const body = JSON.stringify(payload);
     const deliveryStatus = await Promise.all(
       channels.map(async (ch) => {
@@ -282,6 +279,8 @@ rules.openapi(
       }),
     );
     const keys = rule.features.length ? await featureKeys(c.env, namespace) : undefined;
-    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule, keys), deliveryStatus, payload }, 201);
+    // OpenMeter marks a test event with this annotation; its payload has the real payload's shape.
+    const annotations = { "notification.rule.test": true };
+    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule, keys), deliveryStatus, payload, annotations }, 201);
   },
 );

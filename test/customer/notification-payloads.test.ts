@@ -1,7 +1,7 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { Webhook } from "standardwebhooks";
-import { api, customerStub, ingestOk } from "../helpers/api";
+import { api, customerStub, ingestOk, uid } from "../helpers/api";
 import { setup, usage, value, type Setup } from "../helpers/entitlements";
 import { eventually, notifyOn, received, SECRET } from "../helpers/notifications";
 
@@ -106,5 +106,27 @@ describe("webhook payloads carry OpenMeter's Feature and Subject", () => {
     await ingestOk([usage(s, { tokens: 6 })]);
     const [payload] = bodies(await eventually(() => received(name), (r) => r.length === 1));
     expect(payload.data.feature).toEqual((await asApiShows(s)).feature);
+  });
+});
+
+describe("POST /api/v1/notification/rules/{id}/test", () => {
+  it("sends a sample payload of the rule's type with OpenMeter's shape, naming the rule's feature", async () => {
+    const s = await setup({ entitlement: LIMIT });
+    const { name, rule } = await notifyOn(s, [{ type: "usage_percentage", value: 80 }]);
+    const res = await api("POST", `/api/v1/notification/rules/${rule.id}/test`);
+    expect(res.status, res.text).toBe(201);
+    expect(res.body.annotations).toEqual({ "notification.rule.test": true });
+    const [sent] = bodies(await eventually(() => received(name), (r) => r.length === 1));
+    expect(sent).toEqual(res.body.payload);
+    expect(sent).toMatchObject({ id: res.body.id, type: "entitlements.balance.threshold", timestamp: expect.stringMatching(DATE_TIME) });
+    expectOpenMeterData(sent.data, "entitlements.balance.threshold");
+    expect(sent.data.threshold).toEqual({ type: "usage_percentage", value: 80 });
+    expect(sent.data.feature).toEqual((await asApiShows(s)).feature);
+    expect(sent.data.entitlement).toMatchObject({ type: "metered", featureId: sent.data.feature.id, subjectKey: sent.data.subject.key });
+
+    const reset = await api("POST", "/api/v1/notification/rules", { body: { type: "entitlements.reset", name: uid("r"), channels: rule.channels.map((c: { id: string }) => c.id) } });
+    const resetTest = await api("POST", `/api/v1/notification/rules/${reset.body.id}/test`);
+    expect(resetTest.status, resetTest.text).toBe(201);
+    expectOpenMeterData(resetTest.body.payload.data, "entitlements.reset");
   });
 });
