@@ -3,8 +3,6 @@ import { foldBuckets, type FoldSpec, type FoldedRow } from "../domain/aggregate"
 import type { MeterEvent, MeterSet } from "../domain/metering";
 import { minuteOf } from "../domain/windows";
 import { settings, type Env } from "../env";
-import { registerSubject } from "../db/subjects";
-import { database } from "../db/client";
 import { readBuckets, readUniques } from "./buckets";
 import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
 import { fromRows, ingestPlanned, type EventRows } from "./batch";
@@ -24,6 +22,8 @@ import { Notifier } from "./notify";
 import { resend } from "./outbox";
 import { forgetOldWindows, SnapshotFlusher, type FlushReport } from "./snapshots";
 import { Sql, type SqlCounters } from "./sql";
+import { registerOnce } from "./subject";
+import { applyFeatures } from "./features";
 
 export interface Identity {
   namespace: string;
@@ -327,6 +327,7 @@ export class CustomerDO extends DurableObject<Env> {
     rebuildForMeters(this.sql, new Set(config.meters.filter((m) => slugs.has(m.slug)).map((m) => m.id)), Date.now());
     this.snapshots.afterConfig(Date.now());
     this.notifier.configure(config.rules, config.channels);
+    if (config.features) applyFeatures(this.sql, config.features);
   }
 
   /** Reads never claim: a DO that has stored nothing answers empty, whoever asks. */
@@ -354,17 +355,9 @@ export class CustomerDO extends DurableObject<Env> {
   protected async afterWrite(now: number): Promise<void> {
     await this.jobs.arm();
     if (this.registered || !this.identity) return;
-    // Once registered, always: remembered so that a batch does not read the flag back each time.
-    this.registered = getMeta(this.sql, "registered") !== undefined;
-    if (this.registered) return;
+    // Once registered, always: remembered so that a batch does not read the row back each time.
     // Outside the transaction on purpose: the usage is already durable; if D1 fails, the next batch retries.
-    try {
-      await registerSubject(database(this.env.DB), this.identity.namespace, this.identity.subject, now);
-      setMeta(this.sql, "registered", 1);
-      this.registered = true;
-    } catch (e) {
-      console.error("subject registration failed; will retry", e);
-    }
+    this.registered = (await registerOnce(this.sql, this.env, this.identity, now)) !== undefined;
   }
 }
 

@@ -1,5 +1,6 @@
 import { BucketAccumulator, compileMeter, MeterSet, readEvent, type CompiledMeter } from "../domain/metering";
 import { meterFingerprint, type MeterDef } from "../domain/meter";
+import type { FeatureDef } from "../domain/feature";
 import type { ChannelDef, RuleDef } from "../domain/notification";
 import { addToBuckets, dropBuckets } from "./buckets";
 import { getMeta, setMeta } from "./schema";
@@ -11,6 +12,7 @@ export interface ConfigSnapshot {
   meters: MeterDef[];
   channels?: ChannelDef[];
   rules?: RuleDef[];
+  features?: FeatureDef[];
 }
 
 /**

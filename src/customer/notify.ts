@@ -11,12 +11,17 @@ import { grantsOf } from "./grants";
 import type { Jobs } from "./jobs";
 import { deliverDue, enqueue, nextDue, type DeliveryPolicy, type DeliveryRow } from "./outbox";
 import { getMeta, setMeta } from "./schema";
+import { featureDef } from "./features";
+import { registerOnce, refreshSubject, storedSubject } from "./subject";
+import { renderFeature } from "../domain/feature";
 import { balanceNow, toValue } from "./segments";
 import type { Sql } from "./sql";
 import type { Identity } from "./do";
 
 const MIRROR_RETRY_MS = 30_000;
 const FIRED = "fired:";
+/** Meta flag: some payload was written before the subject's D1 row was known. */
+const INCOMPLETE = "subject_incomplete";
 
 /**
  * Threshold and reset notifications of one customer. Crossings are found inside the ingest/check
@@ -116,14 +121,18 @@ export class Notifier {
     if (!who || channels.length === 0) return;
     const id = ulid(now);
     const value = toValue(e, balanceNow(this.sql, e, grantsOf(this.sql, e.id), now));
+    const subject = storedSubject(this.sql);
+    // Until the subject's D1 row is known (its first batch, before registration), the payload names
+    // the key alone and delivery completes it first (completeSubjects).
+    if (!subject) setMeta(this.sql, INCOMPLETE, 1);
     const payload = {
       id,
       type,
       timestamp: iso(now),
       data: {
         entitlement: renderEntitlement(toRecord(e, now), who.subject),
-        feature: { id: e.featureId, key: e.featureKey },
-        subject: { key: who.subject },
+        feature: this.feature(e),
+        subject: subject ?? { key: who.subject },
         value,
         ...extra,
       },
@@ -133,9 +142,40 @@ export class Notifier {
     this.jobs.due("deliver", now);
   }
 
+  /**
+   * The entitlement's feature as the features API shows it, from the namespace config. An object
+   * always holds a config at least as new as its entitlements' features, so the fallback (the
+   * entitlement's own id and key, its creation time) only covers a config that failed to arrive.
+   */
+  private feature(e: EntitlementRow) {
+    const f = featureDef(this.sql, e.featureId);
+    return f ? renderFeature(f) : { id: e.featureId, key: e.featureKey, name: e.featureKey, createdAt: iso(e.createdAt), updatedAt: iso(e.createdAt) };
+  }
+
+  /**
+   * Gives payloads written before the subject's D1 row was known its full row (the webhook-id and
+   * everything else unchanged). False when D1 could not be reached: nothing is sent until it can,
+   * so a receiver never gets a subject without its id.
+   */
+  private async completeSubjects(now: number): Promise<boolean> {
+    const who = this.identity();
+    if (!who || getMeta(this.sql, INCOMPLETE) === undefined) return true;
+    const subject = await registerOnce(this.sql, this.env, who, now);
+    if (!subject) return false;
+    this.sql.transaction(() => {
+      this.sql.exec(
+        "UPDATE notifications SET payload = json_set(payload, '$.data.subject', json(?)), version = version + 1 WHERE json_extract(payload, '$.data.subject.id') IS NULL",
+        JSON.stringify(subject),
+      );
+      this.sql.exec("DELETE FROM meta WHERE key = ?", INCOMPLETE);
+    });
+    return true;
+  }
+
   /** The alarm's delivery job: send what is due, disable channels that answered 410, copy status to D1. */
   async deliver(now: number): Promise<number | null> {
     const policy = this.policy();
+    if (!(await this.completeSubjects(now))) return Date.now() + MIRROR_RETRY_MS;
     const report = await deliverDue(this.sql, this.channels, now, policy);
     const who = this.identity();
     for (const channelId of report.gone) {
@@ -177,22 +217,28 @@ export class Notifier {
     try {
       await upsertNotificationEvents(
         database(this.env.DB),
-        rows.map((r) => ({
-          id: r.id,
-          namespace: who.namespace,
-          ruleId: r.rule_id,
-          type: r.type,
-          subject: who.subject,
-          featureKey: r.feature_key,
-          createdAt: r.created_at,
-          payload: JSON.parse(r.payload) as unknown,
-          deliveries: deliveries(r.id),
-        })),
+        rows.map((r) => {
+          const payload = JSON.parse(r.payload) as { data?: { feature?: { id?: string } } };
+          return {
+            id: r.id,
+            namespace: who.namespace,
+            ruleId: r.rule_id,
+            type: r.type,
+            subject: who.subject,
+            featureKey: r.feature_key,
+            featureId: payload.data?.feature?.id ?? null,
+            createdAt: r.created_at,
+            payload,
+            deliveries: deliveries(r.id),
+          };
+        }),
       );
     } catch (e) {
       console.error("notification mirror to D1 failed; will retry", e);
       return false;
     }
+    // After the sends, off their path: details upserted since registration show in the next payload.
+    await refreshSubject(this.sql, this.env, who).catch((e) => console.error("reading the subject's D1 row failed", e));
     for (const r of rows) this.sql.exec("UPDATE notifications SET mirrored_version = ? WHERE id = ?", r.version, r.id);
     return true;
   }

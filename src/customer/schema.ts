@@ -22,6 +22,8 @@ import type { Sql } from "./sql";
  * entitlement_periods  every segment an entitlement has had, with the state it started from: what a
  *                      value at a past `time` is computed from.
  *
+ * Version 5 — features (src/customer/features.ts): the namespace's features, for webhook payloads.
+ *
  * Snapshots (src/customer/snapshots.ts):
  * snapshot_windows     one row per (meter, 15-minute window) counted in: `version` grows with each
  *                      change, `flushed` is the version D1 last received, `reset` that the window's
@@ -68,6 +70,10 @@ const MIGRATIONS: string[] = [
    CREATE TABLE fired (
      rule_id TEXT NOT NULL, entitlement_id TEXT NOT NULL, period INTEGER NOT NULL, threshold_key TEXT NOT NULL,
      PRIMARY KEY (rule_id, entitlement_id, period, threshold_key)) WITHOUT ROWID;`,
+  // Forgetting the config version makes the next call answer StaleConfig, so the Worker sends the
+  // whole snapshot, features included; unchanged meters are not re-metered (fingerprints match).
+  `CREATE TABLE features (id TEXT PRIMARY KEY, def TEXT NOT NULL) WITHOUT ROWID;
+   DELETE FROM meta WHERE key = 'config_version';`,
 ];
 
 export function migrate(sql: Sql): void {

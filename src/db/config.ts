@@ -1,6 +1,8 @@
+import type { FeatureDef } from "../domain/feature";
 import type { MeterDef } from "../domain/meter";
 import type { ChannelDef, RuleDef } from "../domain/notification";
 import type { Db } from "./client";
+import { allFeaturesQuery, toFeatureDef } from "./features";
 import { configVersionQuery, listMetersQuery, toMeterDef } from "./meters";
 import { listChannelsQuery, listRulesQuery, toChannelDef, toRuleDef } from "./notifications";
 
@@ -13,17 +15,26 @@ export interface NamespaceConfig {
   meters: MeterDef[];
   channels: ChannelDef[];
   rules: RuleDef[];
+  /** Archived ones included: webhook payloads show an entitlement's feature whatever became of it. */
+  features: FeatureDef[];
 }
 
 /** One D1 batch (a transaction), so the version and the definitions it stands for are read together. */
 export async function readNamespaceConfig(db: Db, namespace: string): Promise<NamespaceConfig> {
-  const [version, meters, channels, rules] = await db.batch([
+  const [version, meters, channels, rules, features] = await db.batch([
     configVersionQuery(db, namespace),
     listMetersQuery(db, namespace),
     listChannelsQuery(db, namespace),
     listRulesQuery(db, namespace),
+    allFeaturesQuery(db, namespace),
   ]);
-  return { version: version[0]?.v ?? 0, meters: meters.map(toMeterDef), channels: channels.map(toChannelDef), rules: rules.map(toRuleDef) };
+  return {
+    version: version[0]?.v ?? 0,
+    meters: meters.map(toMeterDef),
+    channels: channels.map(toChannelDef),
+    rules: rules.map(toRuleDef),
+    features: features.map(toFeatureDef),
+  };
 }
 
 const cache = new Map<string, { config: NamespaceConfig; expires: number }>();

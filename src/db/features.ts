@@ -1,9 +1,19 @@
 import { and, asc, eq, inArray, isNull, sql } from "drizzle-orm";
+import type { FeatureDef } from "../domain/feature";
 import type { Db } from "./client";
 import { bumpVersion } from "./meters";
 import { features } from "./schema";
 
 export type FeatureRow = typeof features.$inferSelect;
+
+/** Every feature of the namespace, archived ones included (entitlements and rules may still name one). */
+export function allFeaturesQuery(db: Db, namespace: string) {
+  return db.select().from(features).where(eq(features.namespace, namespace)).orderBy(asc(features.id));
+}
+
+export function toFeatureDef({ namespace: _, ...def }: FeatureRow): FeatureDef {
+  return def;
+}
 
 export async function listFeatures(db: Db, namespace: string, opts: { includeArchived: boolean; meterSlugs?: readonly string[] }): Promise<FeatureRow[]> {
   const where = [eq(features.namespace, namespace)];

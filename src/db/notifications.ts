@@ -1,8 +1,8 @@
-import { and, desc, eq, gte, inArray, isNull, lte, sql, type SQL } from "drizzle-orm";
+import { and, desc, eq, gte, isNull, lte, sql, type SQL } from "drizzle-orm";
 import type { ChannelDef, RuleDef } from "../domain/notification";
 import type { Db } from "./client";
 import { bumpVersion } from "./meters";
-import { notificationChannels, notificationEvents, notificationRules } from "./schema";
+import { notificationChannels, notificationEvents, notificationRules, subjects } from "./schema";
 
 export type ChannelRow = typeof notificationChannels.$inferSelect;
 export type RuleRow = typeof notificationRules.$inferSelect;
@@ -31,8 +31,25 @@ export function listChannelsQuery(db: Db, namespace: string) {
   return db.select().from(notificationChannels).where(and(eq(notificationChannels.namespace, namespace), isNull(notificationChannels.deletedAt))).orderBy(notificationChannels.id);
 }
 
-export function listRulesQuery(db: Db, namespace: string) {
-  return db.select().from(notificationRules).where(and(eq(notificationRules.namespace, namespace), isNull(notificationRules.deletedAt))).orderBy(notificationRules.id);
+export function listRulesQuery(db: Db, namespace: string, includeDeleted = false) {
+  const where = [eq(notificationRules.namespace, namespace)];
+  if (!includeDeleted) where.push(isNull(notificationRules.deletedAt));
+  return db.select().from(notificationRules).where(and(...where)).orderBy(notificationRules.id);
+}
+
+/** A JSON array bound as one parameter (`IN (SELECT value FROM json_each(?))`): however long the list, one of the 100 a statement may bind. */
+const anyOf = (values: readonly string[]) => sql`(SELECT value FROM json_each(${JSON.stringify(values)}))`;
+
+/**
+ * The rules named, deleted ones included (an event outlives the rule that sent it), in one
+ * statement whatever the count: a page of events costs one query for its rules, not one per event.
+ */
+export async function rulesByIds(db: Db, namespace: string, ids: readonly string[]): Promise<RuleRow[]> {
+  if (ids.length === 0) return [];
+  return db
+    .select()
+    .from(notificationRules)
+    .where(and(eq(notificationRules.namespace, namespace), sql`${notificationRules.id} IN ${anyOf([...new Set(ids)])}`));
 }
 
 export async function findChannel(db: Db, namespace: string, id: string): Promise<ChannelRow | undefined> {
@@ -82,7 +99,7 @@ export async function rulesUsingChannel(db: Db, namespace: string, channelId: st
 
 export async function upsertNotificationEvents(db: Db, rows: NotificationEventRow[]): Promise<void> {
   if (rows.length === 0) return;
-  // One statement per row (9 parameters each) in one batch: far below the 100-parameter limit.
+  // One statement per row (a dozen parameters each) in one batch: far below the 100-parameter limit.
   await db.batch(
     rows.map((r) => db.insert(notificationEvents).values(r).onConflictDoUpdate({ target: notificationEvents.id, set: { deliveries: r.deliveries, payload: r.payload } })) as [never, ...never[]],
   );
@@ -93,8 +110,12 @@ export interface EventFilter {
   from?: number;
   to?: number;
   rules?: string[];
+  /** Subject keys or ids. */
   subjects?: string[];
+  /** Feature keys or ids. */
   features?: string[];
+  /** Channel ids: events with a delivery to one of them. */
+  channels?: string[];
   limit: number;
   offset: number;
 }
@@ -103,9 +124,17 @@ export async function listNotificationEvents(db: Db, f: EventFilter): Promise<{ 
   const where: SQL[] = [eq(notificationEvents.namespace, f.namespace)];
   if (f.from !== undefined) where.push(gte(notificationEvents.createdAt, f.from));
   if (f.to !== undefined) where.push(lte(notificationEvents.createdAt, f.to));
-  if (f.rules?.length) where.push(inArray(notificationEvents.ruleId, f.rules));
-  if (f.subjects?.length) where.push(inArray(notificationEvents.subject, f.subjects));
-  if (f.features?.length) where.push(inArray(notificationEvents.featureKey, f.features));
+  // Each list is one bound JSON array, so all filters together stay far below 100 parameters.
+  if (f.rules?.length) where.push(sql`${notificationEvents.ruleId} IN ${anyOf(f.rules)}`);
+  if (f.subjects?.length) {
+    // Events keep the subject key; an id is the key of the D1 subject row that has it.
+    const ids = sql`(SELECT ${subjects.key} FROM ${subjects} WHERE ${subjects.namespace} = ${f.namespace} AND ${subjects.id} IN ${anyOf(f.subjects)})`;
+    where.push(sql`(${notificationEvents.subject} IN ${anyOf(f.subjects)} OR ${notificationEvents.subject} IN ${ids})`);
+  }
+  if (f.features?.length) where.push(sql`(${notificationEvents.featureKey} IN ${anyOf(f.features)} OR ${notificationEvents.featureId} IN ${anyOf(f.features)})`);
+  if (f.channels?.length) {
+    where.push(sql`EXISTS (SELECT 1 FROM json_each(${notificationEvents.deliveries}) AS d WHERE json_extract(d.value, '$.channel.id') IN ${anyOf(f.channels)})`);
+  }
   const cond = and(...where);
   const [rows, count] = await db.batch([
     db.select().from(notificationEvents).where(cond).orderBy(desc(notificationEvents.createdAt)).limit(f.limit).offset(f.offset),

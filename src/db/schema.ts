@@ -180,6 +180,8 @@ export const notificationEvents = sqliteTable(
     type: text("type").notNull(),
     subject: text("subject").notNull(),
     featureKey: text("feature_key"),
+    // For the list's `feature` filter, which takes ids as well as keys (migration 0008 fills older rows from their payloads).
+    featureId: text("feature_id"),
     createdAt: integer("created_at").notNull(),
     payload: text("payload", { mode: "json" }).$type<unknown>().notNull(),
     deliveries: text("deliveries", { mode: "json" }).$type<unknown[]>().notNull(),

@@ -3,8 +3,13 @@ import { ulid } from "../domain/ids";
 import type { Db } from "./client";
 import { subjects } from "./schema";
 
-export async function registerSubject(db: Db, namespace: string, key: string, now: number): Promise<void> {
-  await db.insert(subjects).values({ namespace, key, id: ulid(now), createdAt: now }).onConflictDoNothing();
+/** Lists the subject (a row upserted earlier is kept as it is); answers its row, in one D1 batch. */
+export async function registerSubject(db: Db, namespace: string, key: string, now: number): Promise<SubjectRow | undefined> {
+  const [, rows] = await db.batch([
+    db.insert(subjects).values({ namespace, key, id: ulid(now), createdAt: now }).onConflictDoNothing(),
+    db.select().from(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.key, key))),
+  ]);
+  return rows[0];
 }
 
 export async function listSubjects(db: Db, namespace: string, after: string | undefined, limit: number) {

@@ -4,9 +4,9 @@ import { forgetNamespaceConfig } from "../db/config";
 import { archiveFeature, findFeature, insertFeature, listFeatures, type FeatureRow } from "../db/features";
 import { findMeter } from "../db/meters";
 import { BALANCE_AGGREGATIONS, isBalanceAggregation } from "../domain/entitlement";
+import { renderFeature } from "../domain/feature";
 import { ulid } from "../domain/ids";
 import type { Aggregation } from "../domain/meter";
-import { iso } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
@@ -14,17 +14,7 @@ import { ApiError, errorResponses, invalidField } from "./errors";
 import { pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
-  return {
-    id: r.id,
-    key: r.key,
-    name: r.name,
-    ...(r.metadata ? { metadata: r.metadata } : {}),
-    ...(r.meterSlug !== null ? { meterSlug: r.meterSlug } : {}),
-    ...(r.meterGroupByFilters ? { meterGroupByFilters: r.meterGroupByFilters } : {}),
-    createdAt: iso(r.createdAt),
-    updatedAt: iso(r.updatedAt),
-    ...(r.archivedAt !== null ? { archivedAt: iso(r.archivedAt) } : {}),
-  };
+  return renderFeature(r);
 }
 
 const FeatureCreate = z

@@ -1,13 +1,13 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
-import { findNotificationEvent, findRule, listNotificationEvents, type NotificationEventRow } from "../db/notifications";
+import { findNotificationEvent, listNotificationEvents, rulesByIds, type NotificationEventRow } from "../db/notifications";
 import { customer } from "../customer/client";
 import { iso, parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, paginated } from "./pagination";
-import { toRuleApi } from "./notification-rules";
+import { featureKeys, toRuleApi } from "./notification-rules";
 
 export const NotificationEventSchema = z
   .object({
@@ -20,16 +20,25 @@ export const NotificationEventSchema = z
   })
   .openapi("NotificationEvent");
 
-async function toApi(env: AppEnv["Bindings"], r: NotificationEventRow) {
-  const rule = await findRule(database(env.DB), r.namespace, r.ruleId);
-  return {
-    id: r.id,
-    type: r.type,
-    createdAt: iso(r.createdAt),
-    rule: rule ? toRuleApi(rule) : { id: r.ruleId },
-    deliveryStatus: r.deliveries as Record<string, unknown>[],
-    payload: r.payload as Record<string, unknown>,
-  };
+/**
+ * Renders a page of events with one D1 query for all their rules (deleted ones included: an event
+ * outlives its rule) and one for the feature keys, not a query per event: a 1,000-event page would
+ * otherwise pass D1's 1,000 queries per invocation.
+ */
+async function toApi(env: AppEnv["Bindings"], namespace: string, events: readonly NotificationEventRow[]) {
+  const rules = new Map((await rulesByIds(database(env.DB), namespace, events.map((r) => r.ruleId))).map((r) => [r.id, r]));
+  const keys = [...rules.values()].some((r) => r.features.length) ? await featureKeys(env, namespace) : undefined;
+  return events.map((r) => {
+    const rule = rules.get(r.ruleId);
+    return {
+      id: r.id,
+      type: r.type,
+      createdAt: iso(r.createdAt),
+      rule: rule ? toRuleApi(rule, keys) : { id: r.ruleId },
+      deliveryStatus: r.deliveries as Record<string, unknown>[],
+      payload: r.payload as Record<string, unknown>,
+    };
+  });
 }
 
 const time = (field: string) =>
@@ -50,7 +59,16 @@ notificationEvents.openapi(
     summary: "List notification events with their delivery status, newest first",
     tags: ["Notifications"],
     middleware: [requireScope("read")] as const,
-    request: { query: PageQuery.extend({ from: time("from"), to: time("to"), rule: listParam(20), subject: listParam(20), feature: listParam(20) }) },
+    request: {
+      query: PageQuery.extend({
+        from: time("from"),
+        to: time("to"),
+        rule: listParam(20).openapi({ description: "Rule ids (repeat the parameter)." }),
+        subject: listParam(20).openapi({ description: "Subject keys or ids (repeat the parameter)." }),
+        feature: listParam(20).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
+        channel: listParam(20).openapi({ description: "Channel ids: events with a delivery to one of them (repeat the parameter)." }),
+      }),
+    },
     responses: { 200: { description: "Events", content: json(paginated(NotificationEventSchema, "NotificationEventPaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
   }),
   async (c) => {
@@ -62,10 +80,11 @@ notificationEvents.openapi(
       rules: q.rule,
       subjects: q.subject,
       features: q.feature,
+      channels: q.channel,
       limit: q.pageSize,
       offset: (q.page - 1) * q.pageSize,
     });
-    return c.json({ totalCount: total, page: q.page, pageSize: q.pageSize, items: await Promise.all(rows.map((r) => toApi(c.env, r))) }, 200);
+    return c.json({ totalCount: total, page: q.page, pageSize: q.pageSize, items: await toApi(c.env, c.get("principal").namespace, rows) }, 200);
   },
 );
 
@@ -85,7 +104,11 @@ notificationEvents.openapi(
     request: { params: Id },
     responses: { 200: { description: "Event", content: json(NotificationEventSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),
-  async (c) => c.json(await toApi(c.env, await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").eventId)), 200),
+  async (c) => {
+    const namespace = c.get("principal").namespace;
+    const [item] = await toApi(c.env, namespace, [await mustFind(c.env, namespace, c.req.valid("param").eventId)]);
+    return c.json(item!, 200);
+  },
 );
 
 notificationEvents.openapi(

@@ -2,7 +2,8 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
 import { findFeature, listFeatures } from "../db/features";
-import { findRule, listChannelsQuery, listRulesQuery, saveRule, toChannelDef, type RuleRow } from "../db/notifications";
+import { findRule, listChannelsQuery, listRulesQuery, saveRule, toChannelDef, toRuleDef, type RuleRow } from "../db/notifications";
+import { ruleAppliesTo } from "../domain/notification";
 import { send } from "../customer/outbox";
 import { classifyResponse } from "../domain/backoff";
 import { ulid } from "../domain/ids";
@@ -14,6 +15,7 @@ import type { AppEnv } from "./context";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, page, paginated } from "./pagination";
+import { samplePayload } from "./notification-sample";
 
 const ThresholdSchema = z
   .object({ type: z.enum(["usage_value", "usage_percentage", "balance_value", "NUMBER", "PERCENT"]), value: amount().min(0) })
@@ -53,6 +55,7 @@ export const RuleSchema = z
     metadata: z.record(z.string(), z.string()).nullable().optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
+    deletedAt: z.string().optional(),
   })
   .openapi("NotificationRule");
 
@@ -67,6 +70,7 @@ export const toRuleApi = (r: RuleRow, keys: ReadonlyMap<string, string> = new Ma
   ...metadataField(r.metadata),
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
+  ...(r.deletedAt !== null ? { deletedAt: iso(r.deletedAt) } : {}),
 });
 
 /** Channels must exist in the namespace; features are stored by id, accepted by id or key. */
@@ -104,8 +108,18 @@ function fromBody(body: z.infer<typeof RuleCreate>, features: string[], now: num
 }
 
 /** Feature id → key for the rules' `features` (archived features included: a rule may still name one). */
-async function featureKeys(env: AppEnv["Bindings"], namespace: string): Promise<Map<string, string>> {
+export async function featureKeys(env: AppEnv["Bindings"], namespace: string): Promise<Map<string, string>> {
   return new Map((await listFeatures(database(env.DB), namespace, { includeArchived: true })).map((f) => [f.id, f.key]));
+}
+
+/**
+ * The list's `feature` filter: a rule matches when it would fire for one of the features named
+ * (by id, or by key — archived features with that key included), so a rule without a feature
+ * list, which applies to every feature, matches too.
+ */
+function appliesToAny(rule: RuleRow, named: readonly string[], keys: ReadonlyMap<string, string>): boolean {
+  const def = { ...toRuleDef(rule), disabled: false };
+  return named.some((f) => ruleAppliesTo(def, f, f) || [...keys].some(([id, key]) => key === f && ruleAppliesTo(def, id, key)));
 }
 
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -120,15 +134,27 @@ rules.openapi(
     summary: "List notification rules",
     tags: ["Notifications"],
     middleware: [requireScope("read")] as const,
-    request: { query: PageQuery.extend({ includeDisabled: z.enum(["true", "false"]).optional(), channel: listParam(20) }) },
-    responses: { 200: { description: "Rules", content: json(paginated(RuleSchema, "NotificationRulePaginatedResponse")) }, ...errorResponses("unauthenticated", "forbidden") },
+    request: {
+      query: PageQuery.extend({
+        includeDisabled: z.enum(["true", "false"]).optional(),
+        includeDeleted: z.enum(["true", "false"]).optional().openapi({ description: "Deleted rules too, with their deletedAt." }),
+        channel: listParam(20),
+        feature: listParam(20).openapi({ description: "Feature ids or keys: the rules that apply to one of them, rules without a feature list included." }),
+      }),
+    },
+    responses: { 200: { description: "Rules", content: json(paginated(RuleSchema, "NotificationRulePaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const rows = (await listRulesQuery(database(c.env.DB), c.get("principal").namespace)).filter(
-      (r) => (q.includeDisabled === "true" || !r.disabled) && (q.channel.length === 0 || r.channels.some((ch) => q.channel.includes(ch))),
+    const namespace = c.get("principal").namespace;
+    const all = await listRulesQuery(database(c.env.DB), namespace, q.includeDeleted === "true");
+    const keys = all.some((r) => r.features.length) || q.feature.length ? await featureKeys(c.env, namespace) : new Map<string, string>();
+    const rows = all.filter(
+      (r) =>
+        (q.includeDisabled === "true" || !r.disabled) &&
+        (q.channel.length === 0 || r.channels.some((ch) => q.channel.includes(ch))) &&
+        (q.feature.length === 0 || appliesToAny(r, q.feature, keys)),
     );
-    const keys = rows.some((r) => r.features.length) ? await featureKeys(c.env, c.get("principal").namespace) : undefined;
     return c.json(page(rows.map((r) => toRuleApi(r, keys)), q), 200);
   },
 );
@@ -236,12 +262,8 @@ rules.openapi(
     const channels = (await listChannelsQuery(database(c.env.DB), namespace)).filter((ch) => rule.channels.includes(ch.id)).map(toChannelDef);
     const now = Date.now();
     const id = ulid(now);
-    const payload = {
-      id,
-      type: rule.type,
-      timestamp: iso(now),
-      data: { test: true, rule: { id: rule.id, name: rule.name }, ...(rule.type === "entitlements.balance.threshold" ? { threshold: rule.thresholds[0] } : {}) },
-    };
+    const feature = rule.features.length ? await findFeature(database(c.env.DB), namespace, rule.features[0]!) : undefined;
+    const payload = samplePayload(rule, feature, id, now);
     const body = JSON.stringify(payload);
     const deliveryStatus = await Promise.all(
       channels.map(async (ch) => {
@@ -257,6 +279,8 @@ rules.openapi(
       }),
     );
     const keys = rule.features.length ? await featureKeys(c.env, namespace) : undefined;
-    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule, keys), deliveryStatus, payload }, 201);
+    // OpenMeter marks a test event with this annotation; its payload has the real payload's shape.
+    const annotations = { "notification.rule.test": true };
+    return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule, keys), deliveryStatus, payload, annotations }, 201);
   },
 );

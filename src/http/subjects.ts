@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { deleteSubject, findSubject, listSubjects, upsertSubjects, type SubjectRow } from "../db/subjects";
 import { subjectKey } from "../domain/cloudevent";
-import { iso } from "../domain/time";
+import { renderSubject } from "../domain/subject";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
@@ -38,15 +38,7 @@ const SubjectUpsert = z
 const IdOrKey = z.object({ subjectIdOrKey: z.string().min(1).max(256) });
 
 export function toSubjectApi(r: SubjectRow): z.infer<typeof SubjectSchema> {
-  return {
-    id: r.id,
-    key: r.key,
-    displayName: r.displayName ?? null,
-    metadata: r.metadata ?? null,
-    ...(r.stripeCustomerId ? { stripeCustomerId: r.stripeCustomerId } : {}),
-    createdAt: iso(r.createdAt),
-    updatedAt: iso(r.updatedAt ?? r.createdAt),
-  };
+  return renderSubject(r);
 }
 
 subjects.openapi(
