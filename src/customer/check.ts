@@ -111,7 +111,7 @@ function contribution(sql: Sql, e: EntitlementRow, m: Metered, meters: MeterSet,
   const r = readEvent(meter, ev);
   if (!r.ok) return fail("validation_failed", `the event cannot be metered: ${r.reason}`, "event.data");
   const minute = minuteOf(ev.time);
-  if (minute < e.segStart || minute >= e.segEnd || !matchesFilters(r.groupKey, m.filters)) return ok(0);
+  if (minute < e.segStart || minute >= e.segEnd || !matchesFilters(r.groupKey, m)) return ok(0);
   switch (m.aggregation) {
     case "SUM":
     case "LATEST":

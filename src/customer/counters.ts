@@ -31,7 +31,7 @@ export function countEntitlementUsage(sql: Sql, buckets: BucketAccumulator, now:
     let changed = false;
     for (const d of deltas) {
       if (d.meterId !== m.meterId || d.minute < e.segStart || d.minute >= e.segEnd) continue;
-      if (!matchesFilters(d.groupKey, m.filters, cache)) continue;
+      if (!matchesFilters(d.groupKey, m, cache)) continue;
       if (m.aggregation === "LATEST") {
         // Ties go to the later-ingested event, as in the buckets.
         if (d.latest !== null && (e.latestAt === null || d.latestAt >= e.latestAt)) {

@@ -61,6 +61,7 @@ export function createEntitlement(sql: Sql, input: EntitlementCreate, now: numbe
       meterSlug: mi.meter.slug,
       aggregation: mi.meter.aggregation,
       filters: mi.filters,
+      ...(mi.advancedFilters?.length ? { advancedFilters: mi.advancedFilters } : {}),
       isSoftLimit: mi.isSoftLimit,
       preserveOverageAtReset: mi.preserveOverageAtReset,
       issueAfterReset: mi.issueAfterReset,

@@ -1,3 +1,6 @@
+import { sql as rawSqlTag } from "drizzle-orm";
+import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
+import { groupFilterSql, groupPath } from "../db/group-filter-sql";
 import { matchesFilters, type EntitlementDef } from "../domain/entitlement";
 import type { UsagePoint } from "../domain/grants";
 import type { Sql } from "./sql";
@@ -44,7 +47,7 @@ function additive(sql: Sql, m: Metered, from: number, to: number): number {
   );
   const cache = new Map<string, boolean>();
   let total = 0;
-  for (const r of rows) if (matchesFilters(r.g, m.filters, cache)) total += r.v;
+  for (const r of rows) if (matchesFilters(r.g, m, cache)) total += r.v;
   return total;
 }
 
@@ -61,20 +64,27 @@ export function latest(sql: Sql, m: Metered, from: number, to: number): { at: nu
   let best: { at: number; value: number } | null = null;
   const cache = new Map<string, boolean>();
   for (const r of rows) {
-    if (r.v === null || !matchesFilters(r.g, m.filters, cache)) continue;
+    if (r.v === null || !matchesFilters(r.g, m, cache)) continue;
     if (best === null || r.at >= best.at) best = { at: r.at, value: r.v };
   }
   return best;
 }
 
-/** SQL conditions selecting the uniques of the feature's groups; the paths are bound, never spliced. */
-function groupFilter(m: Metered): { where: string; params: string[] } {
+/**
+ * SQL conditions selecting the uniques of the feature's groups: meterGroupByFilters with bound paths,
+ * advancedMeterGroupByFilters as the meter query's SQL (src/db/group-filter-sql.ts, the same rules
+ * as matchesFilters), its paths inlined as checked identifiers so that each operator binds one value.
+ */
+function groupFilter(m: Metered): { where: string; params: SqlStorageValue[] } {
   const keys = Object.keys(m.filters);
-  return {
-    where: keys.map(() => " AND json_extract(group_key, ?) = ?").join(""),
-    params: keys.flatMap((k) => [`$.${k}`, m.filters[k]!]),
-  };
+  const where = keys.map(() => " AND json_extract(group_key, ?) = ?").join("");
+  const params: SqlStorageValue[] = keys.flatMap((k) => [`$.${k}`, m.filters[k]!]);
+  if (!m.advancedFilters?.length) return { where, params };
+  const q = dialect.sqlToQuery(groupFilterSql(m.advancedFilters, (k) => rawSqlTag.raw(`json_extract(group_key, '${groupPath(k)}')`)));
+  return { where: `${where} AND ${q.sql}`, params: [...params, ...(q.params as SqlStorageValue[])] };
 }
+
+const dialect = new SQLiteSyncDialect();
 
 /**
  * Distinct values in [from, to), each counted once at the minute it was first seen there — so the

@@ -1,6 +1,14 @@
 import { sql, type SQL } from "drizzle-orm";
 import { operatorOf, type FilterString, type GroupFilters } from "../domain/group-filter";
 
+const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** A group-by key as a JSON path; meter keys are identifiers (domain/meter.ts), so it can be inlined in SQL text. */
+export function groupPath(key: string): string {
+  if (!IDENTIFIER.test(key)) throw new Error(`group-by key ${JSON.stringify(key)} is not an identifier`);
+  return `$.${key}`;
+}
+
 /**
  * A query's group filters as one SQL condition on a snapshot row's group values, with the same
  * answers as domain/group-filter.ts gives over a Durable Object's buckets (the README's meter query

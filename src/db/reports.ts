@@ -3,7 +3,7 @@ import { sql, type SQL } from "drizzle-orm";
 import { jsonChunks } from "../domain/chunks";
 import type { GroupFilters } from "../domain/group-filter";
 import type { Aggregation } from "../domain/meter";
-import { groupFilterSql } from "./group-filter-sql";
+import { groupFilterSql, groupPath as path } from "./group-filter-sql";
 import type { Db } from "./client";
 
 /** A namespace-wide usage query over snapshot rows; times are on 15-minute row boundaries. */
@@ -25,12 +25,6 @@ export interface SnapshotPartial extends Aggregates {
   grp: string;
 }
 
-const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const path = (key: string) => {
-  // Group-by keys become JSON paths; meter keys are identifiers (domain/meter.ts), and only those reach here.
-  if (!IDENTIFIER.test(key)) throw new Error(`group-by key ${JSON.stringify(key)} is not an identifier`);
-  return `$.${key}`;
-};
 
 /** First and last row start holding data for the meter in [from, to): two index seeks. */
 export async function snapshotExtent(db: Db, namespace: string, meterId: string, from: number | null, to: number): Promise<{ first: number; last: number } | null> {

@@ -1,5 +1,6 @@
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import type { FilterString } from "../domain/group-filter";
 
 /**
  * D1 holds definitions (keys, meters, …) and derived copies for reporting.
@@ -80,6 +81,7 @@ export const features = sqliteTable(
     name: text("name").notNull(),
     meterSlug: text("meter_slug"),
     meterGroupByFilters: text("meter_group_by_filters", { mode: "json" }).$type<Record<string, string> | null>(),
+    advancedMeterGroupByFilters: text("advanced_meter_group_by_filters", { mode: "json" }).$type<Record<string, FilterString> | null>(),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, string> | null>(),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),

@@ -8,6 +8,7 @@
  * computed from the truncated effectiveAt, so it is minute-aligned too. That is what makes every
  * balance exact: no boundary ever falls inside a bucket.
  */
+import { groupPredicate, type GroupFilters } from "./group-filter";
 import type { Aggregation } from "./meter";
 import type { PeriodInterval } from "./periods";
 
@@ -77,6 +78,8 @@ export interface EntitlementCreate {
     meter: { id: string; slug: string; aggregation: BalanceAggregation };
     /** The feature's meterGroupByFilters, copied at creation as OpenMeter does. */
     filters: Record<string, string>;
+    /** The feature's advancedMeterGroupByFilters, copied likewise; both must hold. */
+    advancedFilters?: GroupFilters;
     isSoftLimit: boolean;
     preserveOverageAtReset: boolean;
     issueAfterReset: number | null;
@@ -98,6 +101,8 @@ export interface EntitlementDef {
     meterSlug: string;
     aggregation: BalanceAggregation;
     filters: Record<string, string>;
+    /** Absent in definitions stored before features took advancedMeterGroupByFilters. */
+    advancedFilters?: GroupFilters;
     isSoftLimit: boolean;
     preserveOverageAtReset: boolean;
     issueAfterReset: number | null;
@@ -133,18 +138,24 @@ export function meteredHasAccess(balance: number, isSoftLimit: boolean): boolean
 }
 
 /**
- * Whether a bucket's group-by values (its JSON group key) pass a feature's meterGroupByFilters:
- * every filtered key must be present with exactly that value.
+ * Whether a bucket's group-by values (its JSON group key) pass a feature's filters: every key of
+ * meterGroupByFilters present with exactly that value, and every advancedMeterGroupByFilters
+ * condition (the meter query's rules, domain/group-filter.ts).
  */
-export function matchesFilters(groupKey: string, filters: Readonly<Record<string, string>>, cache?: Map<string, boolean>): boolean {
-  const keys = Object.keys(filters);
-  if (keys.length === 0) return true;
+export function matchesFilters(
+  groupKey: string,
+  m: { readonly filters: Readonly<Record<string, string>>; readonly advancedFilters?: GroupFilters },
+  cache?: Map<string, boolean>,
+): boolean {
+  const keys = Object.keys(m.filters);
+  const advanced = m.advancedFilters ?? [];
+  if (keys.length === 0 && advanced.length === 0) return true;
   const hit = cache?.get(groupKey);
   if (hit !== undefined) return hit;
   let ok = false;
   try {
     const g = JSON.parse(groupKey) as Record<string, string | null>;
-    ok = keys.every((k) => g[k] === filters[k]);
+    ok = keys.every((k) => g[k] === m.filters[k]) && (advanced.length === 0 || groupPredicate(advanced)(g));
   } catch {
     ok = false;
   }

@@ -1,3 +1,4 @@
+import type { FilterString } from "./group-filter";
 import { iso } from "./time";
 
 /** A feature as D1 keeps it (times in epoch ms): what customer objects get in the namespace config. */
@@ -7,6 +8,8 @@ export interface FeatureDef {
   name: string;
   meterSlug: string | null;
   meterGroupByFilters: Record<string, string> | null;
+  /** Absent in definitions stored before migration 0009. */
+  advancedMeterGroupByFilters?: Record<string, FilterString> | null;
   metadata: Record<string, string> | null;
   createdAt: number;
   updatedAt: number;
@@ -22,6 +25,7 @@ export function renderFeature(f: FeatureDef) {
     ...(f.metadata ? { metadata: f.metadata } : {}),
     ...(f.meterSlug !== null ? { meterSlug: f.meterSlug } : {}),
     ...(f.meterGroupByFilters ? { meterGroupByFilters: f.meterGroupByFilters } : {}),
+    ...(f.advancedMeterGroupByFilters ? { advancedMeterGroupByFilters: f.advancedMeterGroupByFilters } : {}),
     createdAt: iso(f.createdAt),
     updatedAt: iso(f.updatedAt),
     ...(f.archivedAt !== null ? { archivedAt: iso(f.archivedAt) } : {}),

@@ -3,6 +3,7 @@ import type { EntitlementRecord, Result } from "../customer/entitlements";
 import { renderEntitlement } from "../customer/entitlement-view";
 import type { GrantRow } from "../customer/grants";
 import { EXPIRATION_DURATIONS } from "../domain/entitlement";
+import { FilterStringDoc } from "../domain/group-filter";
 import { SLUG_PATTERN } from "../domain/meter";
 import { intervalToISO, PERIOD_INTERVALS, type PeriodInterval } from "../domain/periods";
 import { iso, parseRfc3339 } from "../domain/time";
@@ -53,6 +54,7 @@ export const FeatureSchema = z
     metadata: Metadata.optional(),
     meterSlug: z.string().optional(),
     meterGroupByFilters: z.record(z.string(), z.string()).optional(),
+    advancedMeterGroupByFilters: z.record(z.string(), FilterStringDoc).optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
     archivedAt: z.string().optional(),

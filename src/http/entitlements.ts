@@ -152,6 +152,7 @@ async function resolveCreate(c: Context<AppEnv>, body: EntitlementCreateBody): P
     metered: {
       meter: { id: meter.id, slug: meter.slug, aggregation },
       filters: feature.meterGroupByFilters ?? {},
+      ...(feature.advancedMeterGroupByFilters ? { advancedFilters: Object.entries(feature.advancedMeterGroupByFilters) } : {}),
       isSoftLimit: body.isSoftLimit ?? false,
       preserveOverageAtReset: body.preserveOverageAtReset ?? false,
       issueAfterReset: body.issueAfterReset ?? null,

@@ -1,16 +1,18 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
 import { archiveFeature, findFeature, insertFeature, listFeatures, type FeatureRow } from "../db/features";
 import { findMeter } from "../db/meters";
 import { BALANCE_AGGREGATIONS, isBalanceAggregation } from "../domain/entitlement";
 import { renderFeature } from "../domain/feature";
+import { filterProblem, FilterStringDoc, FilterStringSchema, type FilterString } from "../domain/group-filter";
 import { ulid } from "../domain/ids";
 import type { Aggregation } from "../domain/meter";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
-import { ApiError, errorResponses, invalidField } from "./errors";
+import { ApiError, errorResponses, invalidField, zodIssues } from "./errors";
 import { pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
@@ -24,12 +26,34 @@ const FeatureCreate = z
     metadata: Metadata.optional(),
     meterSlug: Key.optional(),
     meterGroupByFilters: z.record(z.string().min(1).max(64), z.string().max(1024)).optional(),
-    advancedMeterGroupByFilters: z.unknown().optional().openapi({ description: "Not supported (400): use meterGroupByFilters." }),
+    advancedMeterGroupByFilters: z.record(z.string(), FilterStringDoc).optional().openapi({
+      description: "OpenMeter's FilterString per group-by key of the meter, applied with meterGroupByFilters (both must hold); the rules are the meter query's (README).",
+    }),
     unitCost: z.unknown().optional().openapi({ description: "Not supported (400)." }),
   })
   .openapi("FeatureCreateInputs");
 
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
+
+const AdvancedFilters = z.record(z.string().min(1).max(64), FilterStringSchema);
+
+/**
+ * The body's advancedMeterGroupByFilters, checked against the recursive FilterString: the route's
+ * schema (FilterStringDoc, what /openapi.json can show) does not look inside `$and`/`$or` and drops
+ * unknown operators, so the raw body is read (the body gate has parsed it once already). Null when empty.
+ */
+async function advancedFilters(c: Context<AppEnv>): Promise<Record<string, FilterString> | null> {
+  const raw = (await c.req.json<Record<string, unknown>>()).advancedMeterGroupByFilters;
+  if (raw === undefined || raw === null) return null;
+  const parsed = AdvancedFilters.safeParse(raw);
+  if (!parsed.success) {
+    const errors = zodIssues(parsed.error, "advancedMeterGroupByFilters.");
+    throw new ApiError("validation_failed", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
+  }
+  const problem = filterProblem(Object.entries(parsed.data));
+  if (problem) invalidField("advancedMeterGroupByFilters", problem);
+  return Object.keys(parsed.data).length ? parsed.data : null;
+}
 const IdOrKey = z.object({ featureId: z.string().min(1).max(64).openapi({ description: "The feature's id, or the key of a live feature." }) });
 
 export const features = new OpenAPIHono<AppEnv>();
@@ -47,11 +71,11 @@ features.openapi(
   }),
   async (c) => {
     const body = c.req.valid("json");
-    if (body.advancedMeterGroupByFilters !== undefined) invalidField("advancedMeterGroupByFilters", "not supported; use meterGroupByFilters (exact matches)");
     if (body.unitCost !== undefined) invalidField("unitCost", "not supported");
     const namespace = c.get("principal").namespace;
     const db = database(c.env.DB);
     const filters = body.meterGroupByFilters && Object.keys(body.meterGroupByFilters).length ? body.meterGroupByFilters : null;
+    const advanced = await advancedFilters(c);
     if (body.meterSlug !== undefined) {
       const meter = await findMeter(db, namespace, body.meterSlug);
       if (!meter || meter.slug !== body.meterSlug) invalidField("meterSlug", `no meter ${body.meterSlug}`);
@@ -59,11 +83,13 @@ features.openapi(
       if (!isBalanceAggregation(aggregation)) {
         invalidField("meterSlug", `meter ${meter.slug} aggregates with ${aggregation}; only meters with ${BALANCE_AGGREGATIONS.join(", ")} aggregation can back a metered feature`);
       }
-      for (const k of Object.keys(filters ?? {})) {
-        if (!(k in meter.groupBy)) invalidField(`meterGroupByFilters.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
+      for (const [field, list] of [["meterGroupByFilters", filters], ["advancedMeterGroupByFilters", advanced]] as const) {
+        for (const k of Object.keys(list ?? {})) {
+          if (!(k in meter.groupBy)) invalidField(`${field}.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
+        }
       }
-    } else if (filters) {
-      invalidField("meterGroupByFilters", "only a metered feature (with meterSlug) can filter by group");
+    } else if (filters || advanced) {
+      invalidField(filters ? "meterGroupByFilters" : "advancedMeterGroupByFilters", "only a metered feature (with meterSlug) can filter by group");
     }
     const now = Date.now();
     const row: FeatureRow = {
@@ -73,6 +99,7 @@ features.openapi(
       name: body.name,
       meterSlug: body.meterSlug ?? null,
       meterGroupByFilters: filters,
+      advancedMeterGroupByFilters: advanced,
       metadata: body.metadata ?? null,
       createdAt: now,
       updatedAt: now,
@@ -95,7 +122,7 @@ features.openapi(
       query: z.object({
         meterSlug: z.union([z.string(), z.array(z.string()).max(50)]).optional().openapi({ description: "Only features of these meters (repeat the parameter)." }),
         includeArchived: z.enum(["true", "false"]).default("false"),
-        ...pageOrRange(1000, 1000),
+        ...pageOrRange(1000, 100),
         order: z.enum(["ASC", "DESC"]).default("ASC"),
         orderBy: z.enum(["id", "key", "name", "createdAt", "updatedAt"]).default("key"),
       }),

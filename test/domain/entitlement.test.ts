@@ -1,3 +1,4 @@
+import type { GroupFilters } from "../../src/domain/group-filter";
 import { describe, expect, it } from "vitest";
 import { expiresAt, isBalanceAggregation, matchesFilters, meteredHasAccess, truncMinute } from "../../src/domain/entitlement";
 import { nextPeriodStart, periodContaining } from "../../src/domain/periods";
@@ -24,18 +25,26 @@ describe("grant expiration (OpenMeter: effectiveAt + count × duration, Go AddDa
 
 describe("group filters", () => {
   it("pass a bucket only when every filtered key has exactly that value", () => {
-    expect(matchesFilters('{"model":"big","region":"eu"}', { model: "big" })).toBe(true);
-    expect(matchesFilters('{"model":"small","region":"eu"}', { model: "big" })).toBe(false);
-    expect(matchesFilters('{"model":null}', { model: "big" })).toBe(false);
-    expect(matchesFilters("{}", { model: "big" })).toBe(false);
-    expect(matchesFilters("{}", {})).toBe(true);
-    expect(matchesFilters('{"model":"big","region":"eu"}', { model: "big", region: "us" })).toBe(false);
+    expect(matchesFilters('{"model":"big","region":"eu"}', { filters: { model: "big" } })).toBe(true);
+    expect(matchesFilters('{"model":"small","region":"eu"}', { filters: { model: "big" } })).toBe(false);
+    expect(matchesFilters('{"model":null}', { filters: { model: "big" } })).toBe(false);
+    expect(matchesFilters("{}", { filters: { model: "big" } })).toBe(false);
+    expect(matchesFilters("{}", { filters: {} })).toBe(true);
+    expect(matchesFilters('{"model":"big","region":"eu"}', { filters: { model: "big", region: "us" } })).toBe(false);
   });
 
   it("caches per group key", () => {
     const cache = new Map<string, boolean>();
-    expect(matchesFilters('{"a":"1"}', { a: "1" }, cache)).toBe(true);
+    expect(matchesFilters('{"a":"1"}', { filters: { a: "1" } }, cache)).toBe(true);
     expect(cache.get('{"a":"1"}')).toBe(true);
+  });
+
+  it("apply advancedMeterGroupByFilters too: both kinds must hold", () => {
+    const m = { filters: { region: "eu" }, advancedFilters: [["model", { $in: ["big", "huge"] }]] as GroupFilters };
+    expect(matchesFilters('{"model":"big","region":"eu"}', m)).toBe(true);
+    expect(matchesFilters('{"model":"small","region":"eu"}', m)).toBe(false);
+    expect(matchesFilters('{"model":"huge","region":"us"}', m)).toBe(false);
+    expect(matchesFilters('{"model":null,"region":"eu"}', { filters: {}, advancedFilters: [["model", { $ne: "big" }]] as GroupFilters })).toBe(true);
   });
 });
 

@@ -21,6 +21,8 @@ export async function setup(opts: {
   aggregation?: "SUM" | "COUNT" | "UNIQUE_COUNT" | "LATEST";
   groupBy?: Record<string, string>;
   filters?: Record<string, string>;
+  /** The feature's advancedMeterGroupByFilters. */
+  advancedFilters?: Record<string, unknown>;
   entitlement?: Record<string, unknown> | null;
   subject?: string;
 } = {}): Promise<Setup> {
@@ -35,7 +37,7 @@ export async function setup(opts: {
     ...(opts.groupBy ? { groupBy: opts.groupBy } : {}),
   });
   const feature = uid("f");
-  const f = await api("POST", "/api/v1/features", { body: { key: feature, name: feature, meterSlug: meter, ...(opts.filters ? { meterGroupByFilters: opts.filters } : {}) } });
+  const f = await api("POST", "/api/v1/features", { body: { key: feature, name: feature, meterSlug: meter, ...(opts.filters ? { meterGroupByFilters: opts.filters } : {}), ...(opts.advancedFilters ? { advancedMeterGroupByFilters: opts.advancedFilters } : {}) } });
   expect(f.status, f.text).toBe(201);
   const subject = opts.subject ?? uid("s");
   let entitlement: any = null;

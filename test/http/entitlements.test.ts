@@ -56,6 +56,16 @@ describe("features", () => {
     }
   });
 
+  it("lists 100 features unless limit says otherwise (OpenMeter's LimitOffset default)", async () => {
+    const meter = uid("m");
+    await createMeter({ slug: meter, eventType: "prompt", aggregation: "SUM", valueProperty: "$.tokens" });
+    for (let i = 0; i < 105; i++) expect((await api("POST", "/api/v1/features", { body: { key: `${meter}_${String(i).padStart(3, "0")}`, name: "n", meterSlug: meter } })).status).toBe(201);
+    const list = async (q: string) => (await api("GET", `/api/v1/features?meterSlug=${meter}${q}`)).body.map((f: any) => f.key);
+    expect(await list("")).toHaveLength(100);
+    expect(await list("&offset=100")).toEqual([100, 101, 102, 103, 104].map((i) => `${meter}_${i}`));
+    expect(await list("&limit=1000")).toHaveLength(105);
+  });
+
   it("only lets SUM, COUNT, UNIQUE_COUNT and LATEST meters back a metered feature", async () => {
     const meter = uid("m");
     await createMeter({ slug: meter, eventType: "prompt", aggregation: "AVG", valueProperty: "$.tokens" });
@@ -73,7 +83,8 @@ describe("features", () => {
     const r = await api("POST", "/api/v1/features", { body: { key: uid("f"), name: "x", meterSlug: meter, meterGroupByFilters: { region: "eu" } } });
     expectProblem(r, 400, "validation_failed");
     expect(r.body.detail).toContain("region");
-    expectProblem(await api("POST", "/api/v1/features", { body: { key: uid("f"), name: "x", meterSlug: meter, advancedMeterGroupByFilters: { model: { $eq: "a" } } } }), 400, "validation_failed");
+    expectProblem(await api("POST", "/api/v1/features", { body: { key: uid("f"), name: "x", meterSlug: meter, advancedMeterGroupByFilters: { region: { $eq: "a" } } } }), 400, "validation_failed");
+    expectProblem(await api("POST", "/api/v1/features", { body: { key: uid("f"), name: "x", meterSlug: meter, unitCost: { type: "manual", amount: "1" } } }), 400, "validation_failed");
     expectProblem(await api("POST", "/api/v1/features", { body: { key: "Not A Key", name: "x" } }), 400, "validation_failed");
   });
 

@@ -1,0 +1,1 @@
+ALTER TABLE `features` ADD `advanced_meter_group_by_filters` text;
