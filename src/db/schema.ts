@@ -125,8 +125,11 @@ export const grantIndex = sqliteTable(
     subject: text("subject").notNull(),
     createdAt: integer("created_at").notNull(),
     entitlementId: text("entitlement_id"),
+    // The grant's updatedAt, for the list's default order: set at creation, and after the object voids
+    // it (the only change a grant sees). Null only for a row written by code older than migration 0009 (the list repairs it).
+    updatedAt: integer("updated_at"),
   },
-  (t) => [index("grant_index_ns").on(t.namespace), index("grant_index_ns_created").on(t.namespace, t.createdAt)],
+  (t) => [index("grant_index_ns").on(t.namespace), index("grant_index_ns_created").on(t.namespace, t.createdAt), index("grant_index_ns_updated").on(t.namespace, t.updatedAt)],
 );
 
 /** Webhook channels. The signing secret is kept in the clear: it is needed to sign, not just to check. */
