@@ -82,14 +82,17 @@ grants.openapi(
     middleware: [requireScope("read")] as const,
     request: {
       params: Params,
-      query: z.object({ includeDeleted: z.enum(["true", "false"]).optional(), orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt") }),
+      query: z.object({
+        includeDeleted: z.enum(["true", "false"]).default("false").openapi({ description: "Also a deleted entitlement's grants, named by the entitlement's id (a feature key names the live one)." }),
+        orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt"),
+      }),
     },
     responses: { 200: { description: "Grants, voided ones included", content: json(z.array(GrantSchema)) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
   }),
   async (c) => {
     const p = c.req.valid("param");
-    const { orderBy } = c.req.valid("query");
-    const { value: rows } = await onSubject<GrantRow[]>(c, p.subjectIdOrKey, async (id) => customer(c.env, id).listGrants(id, p.entitlementIdOrFeatureKey));
+    const { orderBy, includeDeleted } = c.req.valid("query");
+    const { value: rows } = await onSubject<GrantRow[]>(c, p.subjectIdOrKey, async (id) => customer(c.env, id).listGrants(id, p.entitlementIdOrFeatureKey, includeDeleted === "true"));
     const key = (g: (typeof rows)[number]) => (orderBy === "id" ? g.id : orderBy === "createdAt" ? g.createdAt : g.updatedAt);
     rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
     return c.json(rows.map(toGrantApi), 200);

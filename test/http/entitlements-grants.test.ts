@@ -248,6 +248,21 @@ describe("GET /api/v1/grants (namespace-wide, OpenMeter)", () => {
     expect(order).toEqual([g2.id, g1.id]);
   });
 
+  it("subject-scoped: includeDeleted=true lists a deleted entitlement's grants by its id; without it, 404", async () => {
+    const from = truncMin(Date.now() - HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    const g = (await grant(s, { amount: 7, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).body;
+    expect((await api("DELETE", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}`)).status).toBe(204);
+    const path = `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`;
+    expectProblem(await api("GET", path), 404, "not_found");
+    expectProblem(await api("GET", `${path}?includeDeleted=false`), 404, "not_found");
+    const listed = await api("GET", `${path}?includeDeleted=true`);
+    expect(listed.status, listed.text).toBe(200);
+    expect(listed.body.map((x: any) => x.id)).toEqual([g.id]);
+    expect(listed.body[0]).toMatchObject({ amount: 7, entitlementId: s.entitlement.id });
+    expectProblem(await api("GET", `${path}?includeDeleted=yes`), 400, "validation_failed");
+  });
+
   it("lists the issueAfterReset grant under its feature", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 100 } });
     const listed = await api("GET", `/api/v1/grants?feature=${s.feature}`);
