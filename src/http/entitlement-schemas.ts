@@ -70,7 +70,7 @@ export const EntitlementCreateSchema = z
       type: z.literal("metered"),
       ...featureRef,
       isSoftLimit: z.boolean().optional(),
-      isUnlimited: z.boolean().optional().openapi({ deprecated: true, description: "Ignored, as in OpenMeter." }),
+      isUnlimited: z.boolean().optional().openapi({ deprecated: true, description: "Only false: an unlimited metered entitlement is not supported (400)." }),
       usagePeriod: RecurringPeriodInput,
       measureUsageFrom: z.union([z.enum(["CURRENT_PERIOD_START", "NOW"]), DateTime]).optional(),
       issueAfterReset: amount().min(0).optional(),
@@ -82,6 +82,8 @@ export const EntitlementCreateSchema = z
   ])
   .superRefine((v, ctx) => {
     if (v.featureKey === undefined && v.featureId === undefined) ctx.addIssue({ code: "custom", path: ["featureKey"], message: "either featureKey or featureId is required" });
+    // Accepting it and metering a limit anyway would deny what the client meant to allow.
+    if (v.type === "metered" && v.isUnlimited === true) ctx.addIssue({ code: "custom", path: ["isUnlimited"], message: "unlimited metered entitlements are not supported; leave it out, or use a boolean entitlement" });
     if (v.type === "metered" && v.issueAfterResetPriority !== undefined && v.issueAfterReset === undefined) {
       ctx.addIssue({ code: "custom", path: ["issueAfterResetPriority"], message: "issueAfterResetPriority requires issueAfterReset" });
     }

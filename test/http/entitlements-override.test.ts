@@ -53,6 +53,9 @@ describe("entitlement override (OpenMeter's PUT …/entitlements/{entitlementIdO
     const tooOld = { ...body, measureUsageFrom: "2001-01-01T00:00:00Z" };
     expectProblem(await override(s.subject, s.feature, tooOld), 400, "validation_failed");
     expectProblem(await override(s.subject, s.feature, { type: "metered", featureKey: s.feature }), 400, "validation_failed");
+    const unlimited = await override(s.subject, s.feature, { ...body, isUnlimited: true });
+    expectProblem(unlimited, 400, "validation_failed");
+    expect(unlimited.body.errors).toEqual([expect.objectContaining({ field: "isUnlimited" })]);
 
     const live = await api("GET", `/api/v1/subjects/${s.subject}/entitlements`);
     expect(live.body.map((e: any) => e.id)).toEqual([s.entitlement.id]);

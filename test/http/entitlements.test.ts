@@ -200,6 +200,18 @@ describe("entitlements", () => {
     expect((await api("GET", `/api/v1/subjects/${uid("nobody")}/entitlements`)).body).toEqual([]);
   });
 
+  it("refuses isUnlimited: true on a metered entitlement (400 naming it) rather than metering a limit; false is accepted", async () => {
+    const s = await setup({ entitlement: null });
+    const body = { type: "metered", featureKey: s.feature, usagePeriod: { interval: "DAY" } };
+    const unlimited = await api("POST", `/api/v1/subjects/${s.subject}/entitlements`, { body: { ...body, isUnlimited: true } });
+    expectProblem(unlimited, 400, "validation_failed");
+    expect(unlimited.body.errors).toEqual([expect.objectContaining({ field: "isUnlimited" })]);
+    expect((await api("GET", `/api/v1/subjects/${s.subject}/entitlements`)).body).toEqual([]);
+    const limited = await api("POST", `/api/v1/subjects/${s.subject}/entitlements`, { body: { ...body, isUnlimited: false } });
+    expect(limited.status, limited.text).toBe(201);
+    expect(limited.body.isUnlimited).toBe(false);
+  });
+
   it("accepts a subject id (from GET /api/v1/subjects) where OpenMeter says subjectIdOrKey", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 5 } });
     await ingestOk([usage(s, { tokens: 2 })]);
