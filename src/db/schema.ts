@@ -62,6 +62,9 @@ export const subjects = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown> | null>(),
     stripeCustomerId: text("stripe_customer_id"),
     updatedAt: integer("updated_at"),
+    // OpenMeter's deprecated SubjectUpsert fields, kept and answered as given; nothing here reads them.
+    currentPeriodStart: integer("current_period_start"),
+    currentPeriodEnd: integer("current_period_end"),
   },
   (t) => [primaryKey({ columns: [t.namespace, t.key] })],
 );

@@ -54,6 +54,8 @@ export interface SubjectDetails {
   displayName?: string | null;
   metadata?: Record<string, unknown> | null;
   stripeCustomerId?: string | null;
+  currentPeriodStart?: number;
+  currentPeriodEnd?: number;
 }
 
 /**
@@ -65,7 +67,7 @@ export async function upsertSubjects(db: Db, namespace: string, items: readonly 
     const set = { ...details, updatedAt: now };
     return db
       .insert(subjects)
-      .values({ namespace, key, id: ulid(now), createdAt: now, displayName: null, metadata: null, stripeCustomerId: null, ...set })
+      .values({ namespace, key, id: ulid(now), createdAt: now, displayName: null, metadata: null, stripeCustomerId: null, currentPeriodStart: null, currentPeriodEnd: null, ...set })
       .onConflictDoUpdate({ target: [subjects.namespace, subjects.key], set })
       .returning();
   });

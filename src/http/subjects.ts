@@ -4,6 +4,7 @@ import { deleteSubject, findSubject, listEverySubject, listSubjects, upsertSubje
 import { subjectKey } from "../domain/cloudevent";
 import { renderSubject } from "../domain/subject";
 import { requireScope } from "./auth";
+import { ms } from "./entitlement-schemas";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { SubjectSchema } from "./schemas";
@@ -37,9 +38,9 @@ const SubjectUpsert = z
       .optional()
       .refine((m) => m == null || JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as JSON`),
     stripeCustomerId: z.string().max(256).nullable().optional(),
-    // Deprecated in OpenMeter and not kept here: accepted so that existing clients' requests pass.
-    currentPeriodStart: z.string().optional(),
-    currentPeriodEnd: z.string().optional(),
+    // Deprecated in OpenMeter, which still stores and answers them: kept as given (to the millisecond).
+    currentPeriodStart: z.iso.datetime({ offset: true }).optional(),
+    currentPeriodEnd: z.iso.datetime({ offset: true }).optional(),
   })
   .openapi("SubjectUpsert");
 
@@ -81,7 +82,7 @@ subjects.openapi(
     method: "post",
     path: "/api/v1/subjects",
     summary: "Upsert subjects (OpenMeter, deprecated there)",
-    description: "Creates each subject, or updates the fields given (a field left out keeps its value). At most 100 per request.",
+    description: "Creates each subject, or updates the fields given (a field left out keeps its value). At most 100 per request. currentPeriodStart and currentPeriodEnd (deprecated in OpenMeter) are RFC 3339 date-times, kept to the millisecond and answered back.",
     tags: ["Subjects"],
     middleware: [requireScope("admin")] as const,
     request: { body: { required: true, content: { "application/json": { schema: z.array(SubjectUpsert).min(1).max(100) } } } },
@@ -95,9 +96,17 @@ subjects.openapi(
     const db = database(c.env.DB);
     const namespace = c.get("principal").namespace;
     const now = Date.now();
-    const items = body.map((s) => ({
+    const items = body.map((s, i) => ({
       key: s.key,
-      details: Object.fromEntries(Object.entries({ displayName: s.displayName, metadata: s.metadata, stripeCustomerId: s.stripeCustomerId }).filter(([, v]) => v !== undefined)),
+      details: Object.fromEntries(
+        Object.entries({
+          displayName: s.displayName,
+          metadata: s.metadata,
+          stripeCustomerId: s.stripeCustomerId,
+          currentPeriodStart: s.currentPeriodStart === undefined ? undefined : ms(s.currentPeriodStart, `${i}.currentPeriodStart`),
+          currentPeriodEnd: s.currentPeriodEnd === undefined ? undefined : ms(s.currentPeriodEnd, `${i}.currentPeriodEnd`),
+        }).filter(([, v]) => v !== undefined),
+      ),
     }));
     return c.json((await upsertSubjects(db, namespace, items, now)).map(toSubjectApi), 200);
   },

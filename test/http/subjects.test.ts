@@ -71,6 +71,26 @@ describe("subjects (OpenMeter's upsert, get and delete)", () => {
     expectProblem(await upsert([{ key }], reader.key), 403, "forbidden");
   });
 
+  it("keeps and answers currentPeriodStart/End (OpenMeter's deprecated fields); refuses a value that is not an RFC 3339 date-time, naming it", async () => {
+    const key = uid("period");
+    const created = await upsert([{ key, currentPeriodStart: "2024-01-01T00:00:00Z", currentPeriodEnd: "2024-02-01T01:00:00.5+01:00" }]);
+    expect(created.status, created.text).toBe(200);
+    expect(created.body[0]).toMatchObject({ key, currentPeriodStart: "2024-01-01T00:00:00.000Z", currentPeriodEnd: "2024-02-01T00:00:00.500Z" });
+    const renamed = await upsert([{ key, displayName: "kept" }]);
+    expect(renamed.body[0]).toMatchObject({ displayName: "kept", currentPeriodStart: "2024-01-01T00:00:00.000Z", currentPeriodEnd: "2024-02-01T00:00:00.500Z" });
+    expect((await api("GET", `/api/v1/subjects/${key}`)).body).toMatchObject({ currentPeriodStart: "2024-01-01T00:00:00.000Z" });
+    const plain = await upsert([{ key: uid("noperiod") }]);
+    expect(plain.body[0]).not.toHaveProperty("currentPeriodStart");
+
+    for (const bad of ["yesterday", "2024-01-01", "2024-01-01T00:00:00", "2024-13-01T00:00:00Z", "2024-01-01T00:00:00.0000000001Z", 5, null]) {
+      for (const field of ["currentPeriodStart", "currentPeriodEnd"]) {
+        const res = await upsert([{ key: uid("ok") }, { key: uid("bad"), [field]: bad }]);
+        expectProblem(res, 400, "validation_failed");
+        expect(res.body.errors.map((e: { field: string }) => e.field), `${field}: ${bad}`).toEqual([`1.${field}`]);
+      }
+    }
+  });
+
   it("lists every subject without parameters (OpenMeter), past one D1 page; limit and after still page", async () => {
     const admin = await createKey({ scopes: ["admin"], namespace: uid("ns_every") });
     await seedSubjects(admin.namespace, "s", 2_345);
