@@ -20,11 +20,14 @@ const ISO_INTERVALS: Record<string, PeriodInterval> = { P1D: "DAY", P1W: "WEEK",
 export const Interval = z
   .string()
   .transform((v, ctx) => {
-    const i = (PERIOD_INTERVALS as readonly string[]).includes(v) ? (v as PeriodInterval) : ISO_INTERVALS[v];
-    if (!i) ctx.addIssue({ code: "custom", message: "one of DAY, WEEK, MONTH, YEAR (or P1D, P1W, P1M, P1Y); other durations are not supported" });
+    // Any case: the spec's RecurringPeriodIntervalEnum describes "day, week, month, or year", and OpenMeter
+    // upper-cases it. The ISO forms stay as the spec's pattern writes them.
+    const upper = v.toUpperCase();
+    const i = (PERIOD_INTERVALS as readonly string[]).includes(upper) ? (upper as PeriodInterval) : ISO_INTERVALS[v];
+    if (!i) ctx.addIssue({ code: "custom", message: "one of DAY, WEEK, MONTH, YEAR in any case (or P1D, P1W, P1M, P1Y); other durations are not supported" });
     return i ?? "DAY";
   })
-  .openapi({ type: "string", enum: [...PERIOD_INTERVALS], description: "DAY, WEEK, MONTH or YEAR (or the equivalent ISO-8601 P1D, P1W, P1M, P1Y)." });
+  .openapi({ type: "string", enum: [...PERIOD_INTERVALS], description: "DAY, WEEK, MONTH or YEAR in any case (or the equivalent ISO-8601 P1D, P1W, P1M, P1Y)." });
 
 export const RecurringPeriodInput = z.object({ interval: Interval, anchor: DateTime.optional() }).openapi("RecurringPeriodCreateInput");
 const RecurringPeriod = z.object({ interval: z.enum(PERIOD_INTERVALS as [PeriodInterval, ...PeriodInterval[]]), intervalISO: z.string(), anchor: z.string() }).openapi("RecurringPeriod");
