@@ -206,7 +206,7 @@ export class CustomerDO extends DurableObject<Env> {
     return this.sql.transaction(() => ops.listGrants(this.sql, idOrFeature, includeDeleted));
   }
 
-  async voidGrant(id: Identity, config: ConfigRef, grantId: string, at: number | null): Promise<Result<null> | StaleConfig> {
+  async voidGrant(id: Identity, config: ConfigRef, grantId: string, at: number | null): Promise<Result<number> | StaleConfig> {
     if (!this.owns(id)) return unknownSubject(id);
     return this.write(config, (now) => ops.voidGrant(this.sql, grantId, at, now));
   }

@@ -198,7 +198,8 @@ export function createGrant(sql: Sql, idOrFeature: string, input: GrantCreate, n
   return ok(grant);
 }
 
-export function voidGrant(sql: Sql, grantId: string, at: number | null, now: number): Result<null> {
+/** Answers the grant's new updatedAt, which D1's grant_index orders the namespace-wide list by. */
+export function voidGrant(sql: Sql, grantId: string, at: number | null, now: number): Result<number> {
   const g = findGrant(sql, grantId);
   const e = g && findEntitlement(sql, g.entitlementId);
   if (!g || !e) return fail("not_found", `no grant ${grantId}`);
@@ -211,5 +212,5 @@ export function voidGrant(sql: Sql, grantId: string, at: number | null, now: num
   markVoided(sql, g.id, voidAt, now);
   rebuild(sql, e, toGrants(grants.map((x) => (x.id === g.id ? { ...x, voidedAt: voidAt } : x))));
   saveState(sql, e);
-  return ok(null);
+  return ok(now);
 }

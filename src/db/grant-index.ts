@@ -1,17 +1,31 @@
-import { and, asc, count, desc, eq, inArray, isNull, or, type SQL } from "drizzle-orm";
+import { and, asc, count, desc, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
 import { entitlementIndex, grantIndex } from "./schema";
 
 export type GrantIndexRow = typeof grantIndex.$inferSelect;
 
-/** Idempotent: a retried create may index the same id again. */
-export async function indexGrant(db: Db, row: Omit<GrantIndexRow, "entitlementId"> & { entitlementId?: string | null }): Promise<void> {
-  await db.insert(grantIndex).values(row).onConflictDoUpdate({ target: grantIndex.id, set: { subject: row.subject } });
+/** Idempotent: a retried create may index the same id again. A new grant was last updated when created. */
+export async function indexGrant(db: Db, row: Omit<GrantIndexRow, "entitlementId" | "updatedAt"> & { entitlementId?: string | null }): Promise<void> {
+  await db
+    .insert(grantIndex)
+    .values({ ...row, updatedAt: row.createdAt })
+    .onConflictDoUpdate({ target: grantIndex.id, set: { subject: row.subject } });
 }
 
-/** Once the object has created the grant: what the namespace-wide list filters by. */
-export async function setGrantEntitlement(db: Db, namespace: string, id: string, entitlementId: string): Promise<void> {
-  await db.update(grantIndex).set({ entitlementId }).where(and(eq(grantIndex.namespace, namespace), eq(grantIndex.id, id)));
+/** Once the object has created the grant: what the namespace-wide list filters by, and its own updatedAt. */
+export async function setGrantEntitlement(db: Db, namespace: string, id: string, entitlementId: string, updatedAt: number): Promise<void> {
+  await db.update(grantIndex).set({ entitlementId, updatedAt }).where(and(eq(grantIndex.namespace, namespace), eq(grantIndex.id, id)));
+}
+
+/**
+ * Records grants' updatedAt as their objects have it: after a void, and to repair rows a list found
+ * behind (a failed write, older code). One statement however many: the rows travel as one bound JSON string.
+ */
+export async function setGrantsUpdatedAt(db: Db, namespace: string, rows: readonly { id: string; at: number }[]): Promise<void> {
+  if (!rows.length) return;
+  const json = JSON.stringify(rows.map((r) => [r.id, r.at]));
+  await db.run(sql`UPDATE grant_index SET updated_at = (SELECT value->>1 FROM json_each(${json}) WHERE value->>0 = grant_index.id)
+    WHERE namespace = ${namespace} AND id IN (SELECT value->>0 FROM json_each(${json}))`);
 }
 
 export async function findGrantIndex(db: Db, namespace: string, id: string): Promise<GrantIndexRow | undefined> {
@@ -30,7 +44,7 @@ export interface GrantIndexQuery {
   /** Feature ids or keys, matched through the grant's entitlement in entitlement_index. */
   features: readonly string[];
   includeDeleted: boolean;
-  orderBy: "id" | "createdAt";
+  orderBy: "id" | "createdAt" | "updatedAt";
   order: "ASC" | "DESC";
   offset: number;
   limit: number;
@@ -40,6 +54,7 @@ export interface GrantListRow {
   id: string;
   subject: string;
   entitlementId: string | null;
+  updatedAt: number | null;
   /** When the grant's entitlement was deleted (null: live, or not in entitlement_index). */
   deletedAt: number | null;
 }
@@ -56,10 +71,10 @@ export async function listGrantIndex(db: Db, namespace: string, q: GrantIndexQue
   if (!q.includeDeleted) where.push(isNull(entitlementIndex.deletedAt));
   const joined = and(eq(entitlementIndex.namespace, grantIndex.namespace), eq(entitlementIndex.id, grantIndex.entitlementId));
   const dir = q.order === "DESC" ? desc : asc;
-  const by = q.orderBy === "id" ? [dir(grantIndex.id)] : [dir(grantIndex.createdAt), dir(grantIndex.id)];
+  const by = q.orderBy === "id" ? [dir(grantIndex.id)] : [dir(q.orderBy === "createdAt" ? grantIndex.createdAt : grantIndex.updatedAt), dir(grantIndex.id)];
   const [rows, total] = await Promise.all([
     db
-      .select({ id: grantIndex.id, subject: grantIndex.subject, entitlementId: grantIndex.entitlementId, deletedAt: entitlementIndex.deletedAt })
+      .select({ id: grantIndex.id, subject: grantIndex.subject, entitlementId: grantIndex.entitlementId, updatedAt: grantIndex.updatedAt, deletedAt: entitlementIndex.deletedAt })
       .from(grantIndex)
       .leftJoin(entitlementIndex, joined)
       .where(and(...where))

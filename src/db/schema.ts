@@ -63,6 +63,9 @@ export const subjects = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown> | null>(),
     stripeCustomerId: text("stripe_customer_id"),
     updatedAt: integer("updated_at"),
+    // OpenMeter's deprecated SubjectUpsert fields, kept and answered as given; nothing here reads them.
+    currentPeriodStart: integer("current_period_start"),
+    currentPeriodEnd: integer("current_period_end"),
   },
   (t) => [primaryKey({ columns: [t.namespace, t.key] })],
 );
@@ -127,8 +130,11 @@ export const grantIndex = sqliteTable(
     subject: text("subject").notNull(),
     createdAt: integer("created_at").notNull(),
     entitlementId: text("entitlement_id"),
+    // The grant's updatedAt, for the list's default order: set at creation, and after the object voids
+    // it (the only change a grant sees). Null only for a row written by code older than migration 0010 (the list repairs it).
+    updatedAt: integer("updated_at"),
   },
-  (t) => [index("grant_index_ns").on(t.namespace), index("grant_index_ns_created").on(t.namespace, t.createdAt)],
+  (t) => [index("grant_index_ns").on(t.namespace), index("grant_index_ns_created").on(t.namespace, t.createdAt), index("grant_index_ns_updated").on(t.namespace, t.updatedAt)],
 );
 
 /** Webhook channels. The signing secret is kept in the clear: it is needed to sign, not just to check. */

@@ -17,6 +17,25 @@ export async function listSubjects(db: Db, namespace: string, after: string | un
   return db.select().from(subjects).where(where).orderBy(asc(subjects.key)).limit(limit);
 }
 
+/**
+ * Every subject of the namespace, read in keyset pages of `pageSize` (each one bounded D1 query);
+ * null as soon as there are more than `maxRows` of them or their JSON passes `maxChars`, so a caller
+ * never holds more than that and never answers a list it cannot tell is partial.
+ */
+export async function listEverySubject(db: Db, namespace: string, caps: { maxRows: number; maxChars: number; pageSize: number }): Promise<SubjectRow[] | null> {
+  const all: SubjectRow[] = [];
+  let chars = 0;
+  for (;;) {
+    // One row past the cap tells "exactly maxRows" from "more".
+    const want = Math.min(caps.pageSize, caps.maxRows + 1 - all.length);
+    const page = await listSubjects(db, namespace, all.at(-1)?.key, want);
+    for (const row of page) chars += JSON.stringify(row).length;
+    all.push(...page);
+    if (all.length > caps.maxRows || chars > caps.maxChars) return null;
+    if (page.length < want) return all;
+  }
+}
+
 export async function subjectExists(db: Db, namespace: string, key: string): Promise<boolean> {
   const rows = await db.select({ key: subjects.key }).from(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.key, key))).limit(1);
   return rows.length > 0;
@@ -35,6 +54,8 @@ export interface SubjectDetails {
   displayName?: string | null;
   metadata?: Record<string, unknown> | null;
   stripeCustomerId?: string | null;
+  currentPeriodStart?: number;
+  currentPeriodEnd?: number;
 }
 
 /**
@@ -46,7 +67,7 @@ export async function upsertSubjects(db: Db, namespace: string, items: readonly 
     const set = { ...details, updatedAt: now };
     return db
       .insert(subjects)
-      .values({ namespace, key, id: ulid(now), createdAt: now, displayName: null, metadata: null, stripeCustomerId: null, ...set })
+      .values({ namespace, key, id: ulid(now), createdAt: now, displayName: null, metadata: null, stripeCustomerId: null, currentPeriodStart: null, currentPeriodEnd: null, ...set })
       .onConflictDoUpdate({ target: [subjects.namespace, subjects.key], set })
       .returning();
   });

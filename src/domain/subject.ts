@@ -9,6 +9,9 @@ export interface SubjectDef {
   stripeCustomerId: string | null;
   createdAt: number;
   updatedAt: number | null;
+  /** OpenMeter's deprecated fields: null (or absent) until upserted. */
+  currentPeriodStart?: number | null;
+  currentPeriodEnd?: number | null;
 }
 
 /** OpenMeter's Subject. Used by the API and by webhook payloads, which must show a subject exactly as the API does. */
@@ -19,6 +22,8 @@ export function renderSubject(r: SubjectDef) {
     displayName: r.displayName ?? null,
     metadata: r.metadata ?? null,
     ...(r.stripeCustomerId ? { stripeCustomerId: r.stripeCustomerId } : {}),
+    ...(r.currentPeriodStart != null ? { currentPeriodStart: iso(r.currentPeriodStart) } : {}),
+    ...(r.currentPeriodEnd != null ? { currentPeriodEnd: iso(r.currentPeriodEnd) } : {}),
     createdAt: iso(r.createdAt),
     updatedAt: iso(r.updatedAt ?? r.createdAt),
   };

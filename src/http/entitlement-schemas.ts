@@ -21,11 +21,14 @@ const ISO_INTERVALS: Record<string, PeriodInterval> = { P1D: "DAY", P1W: "WEEK",
 export const Interval = z
   .string()
   .transform((v, ctx) => {
-    const i = (PERIOD_INTERVALS as readonly string[]).includes(v) ? (v as PeriodInterval) : ISO_INTERVALS[v];
-    if (!i) ctx.addIssue({ code: "custom", message: "one of DAY, WEEK, MONTH, YEAR (or P1D, P1W, P1M, P1Y); other durations are not supported" });
+    // Any case: the spec's RecurringPeriodIntervalEnum describes "day, week, month, or year", and OpenMeter
+    // upper-cases it. The ISO forms stay as the spec's pattern writes them.
+    const upper = v.toUpperCase();
+    const i = (PERIOD_INTERVALS as readonly string[]).includes(upper) ? (upper as PeriodInterval) : ISO_INTERVALS[v];
+    if (!i) ctx.addIssue({ code: "custom", message: "one of DAY, WEEK, MONTH, YEAR in any case (or P1D, P1W, P1M, P1Y); other durations are not supported" });
     return i ?? "DAY";
   })
-  .openapi({ type: "string", enum: [...PERIOD_INTERVALS], description: "DAY, WEEK, MONTH or YEAR (or the equivalent ISO-8601 P1D, P1W, P1M, P1Y)." });
+  .openapi({ type: "string", enum: [...PERIOD_INTERVALS], description: "DAY, WEEK, MONTH or YEAR in any case (or the equivalent ISO-8601 P1D, P1W, P1M, P1Y)." });
 
 export const RecurringPeriodInput = z.object({ interval: Interval, anchor: DateTime.optional() }).openapi("RecurringPeriodCreateInput");
 const RecurringPeriod = z.object({ interval: z.enum(PERIOD_INTERVALS as [PeriodInterval, ...PeriodInterval[]]), intervalISO: z.string(), anchor: z.string() }).openapi("RecurringPeriod");
@@ -72,7 +75,7 @@ export const EntitlementCreateSchema = z
       type: z.literal("metered"),
       ...featureRef,
       isSoftLimit: z.boolean().optional(),
-      isUnlimited: z.boolean().optional().openapi({ deprecated: true, description: "Ignored, as in OpenMeter." }),
+      isUnlimited: z.boolean().optional().openapi({ deprecated: true, description: "Only false: an unlimited metered entitlement is not supported (400)." }),
       usagePeriod: RecurringPeriodInput,
       measureUsageFrom: z.union([z.enum(["CURRENT_PERIOD_START", "NOW"]), DateTime]).optional(),
       issueAfterReset: amount().min(0).optional(),
@@ -84,6 +87,8 @@ export const EntitlementCreateSchema = z
   ])
   .superRefine((v, ctx) => {
     if (v.featureKey === undefined && v.featureId === undefined) ctx.addIssue({ code: "custom", path: ["featureKey"], message: "either featureKey or featureId is required" });
+    // Accepting it and metering a limit anyway would deny what the client meant to allow.
+    if (v.type === "metered" && v.isUnlimited === true) ctx.addIssue({ code: "custom", path: ["isUnlimited"], message: "unlimited metered entitlements are not supported; leave it out, or use a boolean entitlement" });
     if (v.type === "metered" && v.issueAfterResetPriority !== undefined && v.issueAfterReset === undefined) {
       ctx.addIssue({ code: "custom", path: ["issueAfterResetPriority"], message: "issueAfterResetPriority requires issueAfterReset" });
     }

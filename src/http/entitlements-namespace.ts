@@ -30,7 +30,13 @@ const ListQuery = z.object({
   // queries do not grow with it (the list, its count, the definitions, one repair statement).
   ...pageOrRange(1000, 100),
   order: z.enum(["ASC", "DESC"]).default("ASC"),
-  orderBy: z.enum(["createdAt", "updatedAt"]).default("createdAt").openapi({ description: "Both order by creation time." }),
+  // An entitlement's updatedAt changes inside its subject's Durable Object (resets, period rollovers,
+  // re-metering), which D1's index cannot follow; ordering by creation instead would answer another order.
+  orderBy: z
+    .enum(["createdAt", "updatedAt"])
+    .default("createdAt")
+    .refine((v) => v === "createdAt", "only createdAt: entitlements are listed by creation (an entitlement's updatedAt changes inside its subject's Durable Object, which the namespace-wide index cannot follow)")
+    .openapi({ description: "createdAt (the default); updatedAt is refused (400)." }),
 });
 
 namespaceEntitlements.openapi(

@@ -3,7 +3,7 @@ import { customer, withConfig } from "../customer/client";
 import type { Result } from "../customer/entitlements";
 import type { GrantRow } from "../customer/grants";
 import { database } from "../db/client";
-import { findGrantIndex, forgetGrantIndex, indexGrant, listGrantIndex, setGrantEntitlement } from "../db/grant-index";
+import { findGrantIndex, forgetGrantIndex, indexGrant, listGrantIndex, setGrantEntitlement, setGrantsUpdatedAt } from "../db/grant-index";
 import { subjectKey } from "../domain/cloudevent";
 import { ulid } from "../domain/ids";
 import { requireScope } from "./auth";
@@ -15,8 +15,9 @@ import { listParam, pageOrArray, pageOrRange, paginated, rangeOf } from "./pagin
 
 /**
  * Grants of metered entitlements. They live in the subject's Durable Object; D1 keeps only
- * grantId → subject (grant_index), because `DELETE /api/v1/grants/{grantId}` names no subject.
- * The index row is written before the grant, so a created grant can always be voided.
+ * grantId → subject (grant_index), because `DELETE /api/v1/grants/{grantId}` names no subject, with
+ * the entitlement and updatedAt the namespace-wide list filters and orders by. The index row is
+ * written before the grant, so a created grant can always be voided.
  */
 
 const json = <T extends z.ZodType>(schema: T) => ({ "application/json": { schema } });
@@ -67,7 +68,7 @@ grants.openapi(
       return r;
     });
     // Best effort: without it the grant is still listed, but matches no feature filter.
-    await setGrantEntitlement(db, namespace, grant.id, grant.entitlementId).catch((e) => console.error("grant index: entitlement not recorded", e));
+    await setGrantEntitlement(db, namespace, grant.id, grant.entitlementId, grant.updatedAt).catch((e) => console.error("grant index: entitlement not recorded", e));
     return c.json(toGrantApi(grant), 201);
   },
 );
@@ -81,14 +82,17 @@ grants.openapi(
     middleware: [requireScope("read")] as const,
     request: {
       params: Params,
-      query: z.object({ includeDeleted: z.enum(["true", "false"]).optional(), orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt") }),
+      query: z.object({
+        includeDeleted: z.enum(["true", "false"]).default("false").openapi({ description: "Also a deleted entitlement's grants, named by the entitlement's id (a feature key names the live one)." }),
+        orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt"),
+      }),
     },
     responses: { 200: { description: "Grants, voided ones included", content: json(z.array(GrantSchema)) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
   }),
   async (c) => {
     const p = c.req.valid("param");
-    const { orderBy } = c.req.valid("query");
-    const { value: rows } = await onSubject<GrantRow[]>(c, p.subjectIdOrKey, async (id) => customer(c.env, id).listGrants(id, p.entitlementIdOrFeatureKey));
+    const { orderBy, includeDeleted } = c.req.valid("query");
+    const { value: rows } = await onSubject<GrantRow[]>(c, p.subjectIdOrKey, async (id) => customer(c.env, id).listGrants(id, p.entitlementIdOrFeatureKey, includeDeleted === "true"));
     const key = (g: (typeof rows)[number]) => (orderBy === "id" ? g.id : orderBy === "createdAt" ? g.createdAt : g.updatedAt);
     rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
     return c.json(rows.map(toGrantApi), 200);
@@ -107,7 +111,7 @@ const ListAllQuery = z.object({
   // (a subrequest each), within the Workers Paid plan's 10,000 subrequests; its D1 queries do not grow with it.
   ...pageOrRange(1000, 100),
   order: z.enum(["ASC", "DESC"]).default("ASC"),
-  orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt").openapi({ description: "updatedAt orders by creation time, as createdAt does." }),
+  orderBy: z.enum(["id", "createdAt", "updatedAt"]).default("updatedAt").openapi({ description: "updatedAt (the default): a grant is updated when created and when voided." }),
 });
 
 grants.openapi(
@@ -134,7 +138,7 @@ grants.openapi(
       subjects: q.subject,
       features: q.feature,
       includeDeleted,
-      orderBy: q.orderBy === "id" ? "id" : "createdAt",
+      orderBy: q.orderBy,
       order: q.order,
       ...rangeOf(q),
     });
@@ -156,11 +160,16 @@ grants.openapi(
         }
       }),
     );
-    // A row whose grant the object does not hold (a create that failed after indexing) is left out.
+    // A row whose grant the object does not hold (a create that failed after indexing) is left out. A row
+    // whose updatedAt is behind its object's (a void whose D1 write failed, a row from older code) is
+    // repaired after the answer, so the order catches up with the subject-scoped list's.
+    const behind: { id: string; at: number }[] = [];
     const items = rows.flatMap((r) => {
       const g = found.get(r.id);
+      if (g && g.updatedAt !== r.updatedAt) behind.push({ id: g.id, at: g.updatedAt });
       return g ? [{ ...toGrantApi(g), ...(r.deletedAt !== null ? { deletedAt: new Date(r.deletedAt).toISOString() } : {}) }] : [];
     });
+    if (behind.length) c.executionCtx.waitUntil(setGrantsUpdatedAt(database(c.env.DB), namespace, behind).catch((e) => console.error("grant index repair failed", e)));
     return c.json(pageOrArray(q, items, total), 200);
   },
 );
@@ -188,7 +197,10 @@ grants.openapi(
     const config = await namespaceConfig(c);
     const r = await withConfig(config, (cfg) => customer(c.env, id).voidGrant(id, cfg, grantId, at ? ms(at) : null));
     if (!r.ok && r.missing === "subject") throw new ApiError("not_found", `no grant ${grantId}`);
-    unwrap(r);
+    const updatedAt = unwrap(r);
+    // The grant is voided (the object is the truth): a failed index write must not turn that into a 500,
+    // whose retry would then meet 409; the namespace list repairs the row when it reads it.
+    await setGrantsUpdatedAt(database(c.env.DB), namespace, [{ id: grantId, at: updatedAt }]).catch((e) => console.error("grant index: void not recorded", e));
     return c.body(null, 204);
   },
 );

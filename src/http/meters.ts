@@ -156,7 +156,10 @@ meters.openapi(
   createRoute({
     method: "put",
     path: "/api/v1/meters/{meterIdOrSlug}",
-    summary: "Update a meter's name, description, metadata or groupBy (re-meters retained events)",
+    summary: "Replace a meter's name, description, metadata and groupBy (re-meters retained events)",
+    description:
+      "As OpenMeter's MeterUpdate: the body replaces them, so a field left out is reset — name to the slug, description and metadata to none, " +
+      "groupBy to {} (a groupBy change, re-metered as any other). The other fields of a meter may be sent back only unchanged.",
     tags: ["Meters"],
     middleware: [requireScope("admin")] as const,
     request: { params: IdOrSlug, body: { required: true, content: json(meterUpdateSchema.openapi("MeterUpdate")) } },
@@ -173,16 +176,18 @@ meters.openapi(
         errors: changed.map((f) => ({ field: f, message: "immutable" })),
       });
     }
-    const groupBy = body.groupBy ?? row.groupBy;
+    // PUT replaces (OpenMeter's MeterUpdate: name "defaults to the slug if not specified"): keeping the
+    // stored value for a field left out would answer a meter the client did not describe.
+    const groupBy = body.groupBy ?? {};
     checkPaths(undefined, groupBy);
     if (row.valueProperty !== null && Object.values(groupBy).includes(row.valueProperty)) {
       throw new ApiError("validation_failed", "a group by value cannot be the same as the value property");
     }
     const next: MeterRow = {
       ...row,
-      name: body.name ?? row.name,
-      description: body.description ?? row.description,
-      metadata: body.metadata === undefined ? row.metadata : body.metadata,
+      name: body.name ?? row.slug,
+      description: body.description ?? null,
+      metadata: body.metadata ?? null,
       groupBy,
       updatedAt: Date.now(),
     };

@@ -27,7 +27,7 @@ const Slug = z.string().min(1).max(64).regex(SLUG_PATTERN, "a meter slug: lowerc
 const PortalTokenCreate = z
   .object({
     subject: subjectKey,
-    allowedMeterSlugs: z.array(Slug).min(1).max(100).optional().openapi({ description: "Only these meters may be queried; absent: every meter." }),
+    allowedMeterSlugs: z.array(Slug).max(100).optional().openapi({ description: "Only these meters may be queried; absent or empty: every meter (as OpenMeter)." }),
     expiresAt: z.iso.datetime({ offset: true }).optional().openapi({ description: "Default: 24 hours from now; at most 90 days ahead." }),
   })
   .openapi("PortalTokenCreate");
@@ -79,7 +79,8 @@ portal.openapi(
       id: ulid(now),
       namespace: c.get("principal").namespace,
       subject: body.subject,
-      allowedMeterSlugs: body.allowedMeterSlugs ? [...new Set(body.allowedMeterSlugs)] : null,
+      // OpenMeter reads an empty list as no restriction, not as "no meter".
+      allowedMeterSlugs: body.allowedMeterSlugs?.length ? [...new Set(body.allowedMeterSlugs)] : null,
       tokenHash: await sha256Hex(token),
       expiresAt,
       createdAt: now,

@@ -37,6 +37,8 @@ export const SubjectSchema = z
     displayName: z.string().nullable(),
     metadata: z.record(z.string(), z.unknown()).nullable(),
     stripeCustomerId: z.string().optional(),
+    currentPeriodStart: z.string().optional(),
+    currentPeriodEnd: z.string().optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
   })

@@ -1,9 +1,10 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
-import { deleteSubject, findSubject, listSubjects, upsertSubjects, type SubjectRow } from "../db/subjects";
+import { deleteSubject, findSubject, listEverySubject, listSubjects, upsertSubjects, type SubjectRow } from "../db/subjects";
 import { subjectKey } from "../domain/cloudevent";
 import { renderSubject } from "../domain/subject";
 import { requireScope } from "./auth";
+import { ms } from "./entitlement-schemas";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { SubjectSchema } from "./schemas";
@@ -18,6 +19,14 @@ import { SubjectSchema } from "./schemas";
 export const subjects = new OpenAPIHono<AppEnv>();
 
 const MAX_METADATA_BYTES = 16 * 1024;
+/** One D1 query's worth of subjects: a page of `limit`, and a step of the whole list. */
+const PAGE_SIZE = 1000;
+/**
+ * The whole list is held in the Worker (128 MB) twice over, as rows and as the JSON answer: with up to
+ * 16 KB of metadata each, a row count alone would not bound it, so the JSON is capped too.
+ */
+const MAX_LISTED = 10_000;
+const MAX_LISTED_CHARS = 16_000_000;
 
 const SubjectUpsert = z
   .object({
@@ -29,9 +38,9 @@ const SubjectUpsert = z
       .optional()
       .refine((m) => m == null || JSON.stringify(m).length <= MAX_METADATA_BYTES, `at most ${MAX_METADATA_BYTES} bytes as JSON`),
     stripeCustomerId: z.string().max(256).nullable().optional(),
-    // Deprecated in OpenMeter and not kept here: accepted so that existing clients' requests pass.
-    currentPeriodStart: z.string().optional(),
-    currentPeriodEnd: z.string().optional(),
+    // Deprecated in OpenMeter, which still stores and answers them: kept as given (to the millisecond).
+    currentPeriodStart: z.iso.datetime({ offset: true }).optional(),
+    currentPeriodEnd: z.iso.datetime({ offset: true }).optional(),
   })
   .openapi("SubjectUpsert");
 
@@ -46,15 +55,24 @@ subjects.openapi(
     method: "get",
     path: "/api/v1/subjects",
     summary: "List the subjects that have sent events or were upserted",
-    description: "A subject appears here once its first event has been stored, or once it is upserted. Page with `after` (the last key seen) and `limit`.",
+    description: `A subject appears here once its first event has been stored, or once it is upserted. Without parameters, every subject (as OpenMeter answers), up to ${MAX_LISTED.toLocaleString("en")}; past that, 400: page with \`after\` (the last key seen) and \`limit\`.`,
     tags: ["Subjects"],
     middleware: [requireScope("read")] as const,
-    request: { query: z.object({ after: z.string().max(256).optional(), limit: z.coerce.number().int().min(1).max(1000).default(1000) }) },
-    responses: { 200: { description: "Subjects", content: { "application/json": { schema: z.array(SubjectSchema) } } }, ...errorResponses("unauthenticated", "forbidden") },
+    request: { query: z.object({ after: z.string().max(256).optional(), limit: z.coerce.number().int().min(1).max(PAGE_SIZE).optional() }) },
+    responses: { 200: { description: "Subjects", content: { "application/json": { schema: z.array(SubjectSchema) } } }, ...errorResponses("bad_request", "validation_failed", "unauthenticated", "forbidden") },
   }),
   async (c) => {
     const { after, limit } = c.req.valid("query");
-    const rows = await listSubjects(database(c.env.DB), c.get("principal").namespace, after, limit);
+    const db = database(c.env.DB);
+    const namespace = c.get("principal").namespace;
+    // OpenMeter's operation has no parameters and answers the whole array: a silent first page could
+    // not be told from it. after/limit are edgemeter's own way to page past the cap.
+    if (after === undefined && limit === undefined) {
+      const rows = await listEverySubject(db, namespace, { maxRows: MAX_LISTED, maxChars: MAX_LISTED_CHARS, pageSize: PAGE_SIZE });
+      if (rows === null) throw new ApiError("bad_request", `the namespace has more subjects than one answer holds (${MAX_LISTED.toLocaleString("en")}, or ${MAX_LISTED_CHARS / 1_000_000} MB of JSON): list them in pages with limit (at most ${PAGE_SIZE}) and after (the last key of the previous page)`);
+      return c.json(rows.map(toSubjectApi), 200);
+    }
+    const rows = await listSubjects(db, namespace, after, limit ?? PAGE_SIZE);
     return c.json(rows.map(toSubjectApi), 200);
   },
 );
@@ -64,7 +82,7 @@ subjects.openapi(
     method: "post",
     path: "/api/v1/subjects",
     summary: "Upsert subjects (OpenMeter, deprecated there)",
-    description: "Creates each subject, or updates the fields given (a field left out keeps its value). At most 100 per request.",
+    description: "Creates each subject, or updates the fields given (a field left out keeps its value). At most 100 per request. currentPeriodStart and currentPeriodEnd (deprecated in OpenMeter) are RFC 3339 date-times, kept to the millisecond and answered back.",
     tags: ["Subjects"],
     middleware: [requireScope("admin")] as const,
     request: { body: { required: true, content: { "application/json": { schema: z.array(SubjectUpsert).min(1).max(100) } } } },
@@ -78,9 +96,17 @@ subjects.openapi(
     const db = database(c.env.DB);
     const namespace = c.get("principal").namespace;
     const now = Date.now();
-    const items = body.map((s) => ({
+    const items = body.map((s, i) => ({
       key: s.key,
-      details: Object.fromEntries(Object.entries({ displayName: s.displayName, metadata: s.metadata, stripeCustomerId: s.stripeCustomerId }).filter(([, v]) => v !== undefined)),
+      details: Object.fromEntries(
+        Object.entries({
+          displayName: s.displayName,
+          metadata: s.metadata,
+          stripeCustomerId: s.stripeCustomerId,
+          currentPeriodStart: s.currentPeriodStart === undefined ? undefined : ms(s.currentPeriodStart, `${i}.currentPeriodStart`),
+          currentPeriodEnd: s.currentPeriodEnd === undefined ? undefined : ms(s.currentPeriodEnd, `${i}.currentPeriodEnd`),
+        }).filter(([, v]) => v !== undefined),
+      ),
     }));
     return c.json((await upsertSubjects(db, namespace, items, now)).map(toSubjectApi), 200);
   },

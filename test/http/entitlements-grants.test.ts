@@ -216,6 +216,53 @@ describe("GET /api/v1/grants (namespace-wide, OpenMeter)", () => {
     expect(withDeleted.body.find((g: any) => g.id === a2.id).deletedAt).toBeUndefined();
   });
 
+  it("orders by updatedAt (the default) as the subject-scoped list does: voiding a grant updates it", async () => {
+    const from = truncMin(Date.now() - HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    const issue = async (amount: number) => (await grant(s, { amount, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).body;
+    const [g1, g2] = [await issue(10), await issue(20)];
+    await new Promise((r) => setTimeout(r, 5)); // the void's updatedAt is later than g2's
+    expect((await api("DELETE", `/api/v1/grants/${g1.id}`)).status).toBe(204);
+    const scoped = await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`);
+    expect(scoped.body.map((g: any) => g.id)).toEqual([g2.id, g1.id]);
+    const listed = await api("GET", `/api/v1/grants?subject=${s.subject}`);
+    expect(listed.body.map((g: any) => g.id)).toEqual([g2.id, g1.id]);
+    expect((await api("GET", `/api/v1/grants?subject=${s.subject}&orderBy=updatedAt&order=DESC`)).body.map((g: any) => g.id)).toEqual([g1.id, g2.id]);
+    expect((await api("GET", `/api/v1/grants?subject=${s.subject}&orderBy=createdAt`)).body.map((g: any) => g.id)).toEqual([g1.id, g2.id]);
+    const row = await env.DB.prepare("SELECT updated_at AS u FROM grant_index WHERE id = ?").bind(g1.id).first<{ u: number }>();
+    expect(row?.u).toBe(Date.parse(scoped.body[1].updatedAt));
+  });
+
+  it("repairs a grant_index row whose updatedAt is behind its object's (a void whose D1 write failed, older code)", async () => {
+    const from = truncMin(Date.now() - HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    const issue = async (amount: number) => (await grant(s, { amount, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).body;
+    const [g1, g2] = [await issue(10), await issue(20)];
+    await new Promise((r) => setTimeout(r, 5));
+    expect((await api("DELETE", `/api/v1/grants/${g1.id}`)).status).toBe(204);
+    // As if the void's index write had failed, or migration 0010 had backfilled it from created_at.
+    await env.DB.prepare("UPDATE grant_index SET updated_at = created_at WHERE id = ?").bind(g1.id).run();
+    const path = `/api/v1/grants?subject=${s.subject}`;
+    let order = (await api("GET", path)).body.map((g: any) => g.id);
+    for (let i = 0; i < 20 && order[0] !== g2.id; i++) order = (await api("GET", path)).body.map((g: any) => g.id);
+    expect(order).toEqual([g2.id, g1.id]);
+  });
+
+  it("subject-scoped: includeDeleted=true lists a deleted entitlement's grants by its id; without it, 404", async () => {
+    const from = truncMin(Date.now() - HOUR);
+    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+    const g = (await grant(s, { amount: 7, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).body;
+    expect((await api("DELETE", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}`)).status).toBe(204);
+    const path = `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/grants`;
+    expectProblem(await api("GET", path), 404, "not_found");
+    expectProblem(await api("GET", `${path}?includeDeleted=false`), 404, "not_found");
+    const listed = await api("GET", `${path}?includeDeleted=true`);
+    expect(listed.status, listed.text).toBe(200);
+    expect(listed.body.map((x: any) => x.id)).toEqual([g.id]);
+    expect(listed.body[0]).toMatchObject({ amount: 7, entitlementId: s.entitlement.id });
+    expectProblem(await api("GET", `${path}?includeDeleted=yes`), 400, "validation_failed");
+  });
+
   it("lists the issueAfterReset grant under its feature", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 100 } });
     const listed = await api("GET", `/api/v1/grants?feature=${s.feature}`);

@@ -54,6 +54,11 @@ describe("namespace-wide entitlements (OpenMeter's GET /api/v1/entitlements and 
     for (const bad of ["entitlementType=gold", "page=0", "pageSize=1001", "order=UP", "limit=0", "limit=1001"]) {
       expectProblem(await api("GET", `/api/v1/entitlements?${bad}`), 400, "validation_failed");
     }
+    // updatedAt moves inside the Durable Objects (resets, rollovers, re-metering): refused, not answered by creation.
+    const byUpdate = await api("GET", "/api/v1/entitlements?orderBy=updatedAt");
+    expectProblem(byUpdate, 400, "validation_failed");
+    expect(byUpdate.body.errors).toEqual([expect.objectContaining({ field: "orderBy" })]);
+    expect((await api("GET", `/api/v1/entitlements?subject=${s.subject}&orderBy=createdAt`)).body.map((e: any) => e.id)).toEqual([s.entitlement.id]);
   });
 
   it("entitlements its object deleted while the index missed it (a failed D1 write, older code) are left out, and the index repaired", async () => {

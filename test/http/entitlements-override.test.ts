@@ -35,8 +35,10 @@ describe("entitlement override (OpenMeter's PUT …/entitlements/{entitlementIdO
     expect(grants.body.filter((g: any) => g.entitlementId === r.body.id).map((g: any) => g.amount)).toEqual([100]);
 
     // By id, too: the new one can be overridden in turn (a downgrade to a boolean flag is another feature: 400 below).
-    const again = await override(s.subject, r.body.id, { type: "metered", featureKey: s.feature, usagePeriod: { interval: "DAY" }, issueAfterReset: 1 });
+    // The interval in lower case, as the spec describes it ("one of: day, week, month, or year").
+    const again = await override(s.subject, r.body.id, { type: "metered", featureKey: s.feature, usagePeriod: { interval: "day" }, issueAfterReset: 1 });
     expect(again.status, again.text).toBe(201);
+    expect(again.body.usagePeriod).toMatchObject({ interval: "DAY", intervalISO: "P1D" });
     expect((await api("GET", path)).body.map((e: any) => e.id)).toEqual([again.body.id]);
   });
 
@@ -53,6 +55,10 @@ describe("entitlement override (OpenMeter's PUT …/entitlements/{entitlementIdO
     const tooOld = { ...body, measureUsageFrom: "2001-01-01T00:00:00Z" };
     expectProblem(await override(s.subject, s.feature, tooOld), 400, "validation_failed");
     expectProblem(await override(s.subject, s.feature, { type: "metered", featureKey: s.feature }), 400, "validation_failed");
+    expectProblem(await override(s.subject, s.feature, { ...body, usagePeriod: { interval: "fortnight" } }), 400, "validation_failed");
+    const unlimited = await override(s.subject, s.feature, { ...body, isUnlimited: true });
+    expectProblem(unlimited, 400, "validation_failed");
+    expect(unlimited.body.errors).toEqual([expect.objectContaining({ field: "isUnlimited" })]);
 
     const live = await api("GET", `/api/v1/subjects/${s.subject}/entitlements`);
     expect(live.body.map((e: any) => e.id)).toEqual([s.entitlement.id]);

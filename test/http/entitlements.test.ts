@@ -211,6 +211,36 @@ describe("entitlements", () => {
     expect((await api("GET", `/api/v1/subjects/${uid("nobody")}/entitlements`)).body).toEqual([]);
   });
 
+  it("refuses isUnlimited: true on a metered entitlement (400 naming it) rather than metering a limit; false is accepted", async () => {
+    const s = await setup({ entitlement: null });
+    const body = { type: "metered", featureKey: s.feature, usagePeriod: { interval: "DAY" } };
+    const unlimited = await api("POST", `/api/v1/subjects/${s.subject}/entitlements`, { body: { ...body, isUnlimited: true } });
+    expectProblem(unlimited, 400, "validation_failed");
+    expect(unlimited.body.errors).toEqual([expect.objectContaining({ field: "isUnlimited" })]);
+    expect((await api("GET", `/api/v1/subjects/${s.subject}/entitlements`)).body).toEqual([]);
+    const limited = await api("POST", `/api/v1/subjects/${s.subject}/entitlements`, { body: { ...body, isUnlimited: false } });
+    expect(limited.status, limited.text).toBe(201);
+    expect(limited.body.isUnlimited).toBe(false);
+  });
+
+  it("reads usagePeriod.interval in any case (the spec: one of day, week, month, or year), and the ISO forms", async () => {
+    for (const [interval, expected] of [["month", "MONTH"], ["Week", "WEEK"], ["dAy", "DAY"], ["year", "YEAR"], ["P1M", "MONTH"]]) {
+      const s = await setup({ entitlement: { usagePeriod: { interval } } });
+      expect(s.entitlement.usagePeriod, interval).toMatchObject({ interval: expected });
+    }
+    const flag = uid("flag");
+    expect((await api("POST", "/api/v1/features", { body: { key: flag, name: flag } })).status).toBe(201);
+    const subject = uid("s");
+    const bool = await api("POST", `/api/v1/subjects/${subject}/entitlements`, { body: { type: "boolean", featureKey: flag, usagePeriod: { interval: "day" } } });
+    expect(bool.status, bool.text).toBe(201);
+    expect(bool.body.usagePeriod).toMatchObject({ interval: "DAY", intervalISO: "P1D" });
+    for (const interval of ["mnth", "days", "P2D", ""]) {
+      const res = await api("POST", `/api/v1/subjects/${uid("s")}/entitlements`, { body: { type: "boolean", featureKey: flag, usagePeriod: { interval } } });
+      expectProblem(res, 400, "validation_failed");
+      expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual(["usagePeriod.interval"]);
+    }
+  });
+
   it("accepts a subject id (from GET /api/v1/subjects) where OpenMeter says subjectIdOrKey", async () => {
     const s = await setup({ entitlement: { issueAfterReset: 5 } });
     await ingestOk([usage(s, { tokens: 2 })]);

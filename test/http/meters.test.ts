@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { api, createKey, createMeter, event, expectProblem, ingestOk, total, uid } from "../helpers/api";
+import { api, createKey, createMeter, event, expectProblem, ingestOk, queryMeter, rows, total, uid } from "../helpers/api";
 
 /** OpenMeter's listMeters parameters, and meter date-times the API cannot read. */
 
@@ -105,5 +105,32 @@ describe("meter eventFrom", () => {
     const subject = uid("from_subject");
     await ingestOk([event({ type: "from_call", subject })]);
     expect(await total(slug, subject)).toBe(0);
+  });
+});
+
+describe("PUT /api/v1/meters/{idOrSlug} (OpenMeter's MeterUpdate replaces)", () => {
+  it("a field left out is reset: name to the slug, description and metadata to none, groupBy to {} (re-metered as any groupBy change)", async () => {
+    const slug = uid("put");
+    const eventType = uid("put_call");
+    await createMeter({ slug, name: "Tokens", description: "AI tokens", metadata: { team: "ai" }, eventType, aggregation: "SUM", valueProperty: "$.tokens", groupBy: { model: "$.model" } });
+    const subject = uid("put_subject");
+    await ingestOk([event({ type: eventType, subject, data: { tokens: 3, model: "a" } }), event({ type: eventType, subject, data: { tokens: 4, model: "b" } })]);
+    expect((await rows(slug, { subject, groupBy: "model" })).map((r) => r.groupBy.model).sort()).toEqual(["a", "b"]);
+
+    const put = await api("PUT", `/api/v1/meters/${slug}`, { body: { description: "only this" } });
+    expect(put.status, put.text).toBe(200);
+    expect(put.body).toMatchObject({ slug, name: slug, description: "only this", groupBy: {} });
+    expect(put.body.metadata ?? null).toBeNull();
+    const got = (await api("GET", `/api/v1/meters/${slug}`)).body;
+    expect(got).toEqual(put.body);
+    // The group-by key is gone, as after an explicit groupBy change; the usage is re-metered and kept.
+    expectProblem(await queryMeter(slug, { subject, groupBy: "model" }), 400, "validation_failed");
+    expect(await total(slug, subject)).toBe(7);
+
+    const back = await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "Tokens", groupBy: { model: "$.model" } } });
+    expect(back.body).toMatchObject({ name: "Tokens", groupBy: { model: "$.model" } });
+    expect(back.body.description).toBeUndefined();
+    expect((await rows(slug, { subject, groupBy: "model" })).map((r) => [r.groupBy.model, r.value]).sort()).toEqual([["a", 3], ["b", 4]]);
+    expect((await api("PUT", `/api/v1/meters/${slug}`, { body: {} })).body).toMatchObject({ name: slug, groupBy: {} });
   });
 });

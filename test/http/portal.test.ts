@@ -112,6 +112,15 @@ describe("the portal query", () => {
     expect(other.body.detail.replace(TOKENS, "X")).toBe(absent.body.detail.replace("no_such_meter", "X"));
   });
 
+  it("an empty allowedMeterSlugs allows every meter, as OpenMeter reads it (stored as no restriction)", async () => {
+    const t = await mint({ subject: ALICE, allowedMeterSlugs: [] });
+    expect(t).not.toHaveProperty("allowedMeterSlugs");
+    expect((await portalQuery(t.token, CALLS)).status).toBe(200);
+    expect((await portalQuery(t.token, TOKENS)).status).toBe(200);
+    const row = await env.DB.prepare("SELECT allowed_meter_slugs AS a FROM portal_tokens WHERE id = ?").bind(t.id).first<{ a: string | null }>();
+    expect(row!.a).toBeNull();
+  });
+
   it("meters are named by slug only on the portal route", async () => {
     const { token } = await mint({ subject: ALICE });
     const meter = await api("GET", `/api/v1/meters/${TOKENS}`);
