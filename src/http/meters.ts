@@ -1,6 +1,8 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
+import type { Context } from "hono";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
+import { listFeatures } from "../db/features";
 import { deleteMeter, findMeter, insertMeter, listMeters, METER_ORDER_BY, updateMeter, type MeterRow } from "../db/meters";
 import { ulid } from "../domain/ids";
 import { compileJsonPath } from "../domain/jsonpath";
@@ -152,6 +154,21 @@ meters.openapi(
   async (c) => c.json(toMeterApi(await mustFind(c, c.get("principal").namespace, c.req.valid("param").meterIdOrSlug)), 200),
 );
 
+/**
+ * 409 when the new groupBy drops a key that a live feature of the meter filters on: its entitlements
+ * would stop counting the usage they count now, silently (a PUT that leaves groupBy out drops every
+ * key). Archive the feature, or keep the key.
+ */
+async function keepFilteredKeys(c: Context<AppEnv>, namespace: string, slug: string, groupBy: Record<string, string>): Promise<void> {
+  for (const f of await listFeatures(database(c.env.DB), namespace, { includeArchived: false, meterSlugs: [slug] })) {
+    const used = [...Object.keys(f.meterGroupByFilters ?? {}), ...Object.keys(f.advancedMeterGroupByFilters ?? {})];
+    const dropped = used.find((k) => !(k in groupBy));
+    if (dropped !== undefined) {
+      throw new ApiError("conflict", `feature ${f.key} filters on group by key ${dropped}, which this update removes; keep the key, or archive the feature first`);
+    }
+  }
+}
+
 meters.openapi(
   createRoute({
     method: "put",
@@ -163,7 +180,7 @@ meters.openapi(
     tags: ["Meters"],
     middleware: [requireScope("admin")] as const,
     request: { params: IdOrSlug, body: { required: true, content: json(meterUpdateSchema.openapi("MeterUpdate")) } },
-    responses: { 200: { description: "Updated", content: json(MeterSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+    responses: { 200: { description: "Updated", content: json(MeterSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
@@ -183,6 +200,7 @@ meters.openapi(
     if (row.valueProperty !== null && Object.values(groupBy).includes(row.valueProperty)) {
       throw new ApiError("validation_failed", "a group by value cannot be the same as the value property");
     }
+    await keepFilteredKeys(c, namespace, row.slug, groupBy);
     const next: MeterRow = {
       ...row,
       name: body.name ?? row.slug,

@@ -133,4 +133,21 @@ describe("PUT /api/v1/meters/{idOrSlug} (OpenMeter's MeterUpdate replaces)", () 
     expect((await rows(slug, { subject, groupBy: "model" })).map((r) => [r.groupBy.model, r.value]).sort()).toEqual([["a", 3], ["b", 4]]);
     expect((await api("PUT", `/api/v1/meters/${slug}`, { body: {} })).body).toMatchObject({ name: slug, groupBy: {} });
   });
+
+  it("refuses (409) to drop a group by key that a live feature filters on, and allows it once the feature is archived", async () => {
+    for (const filters of [{ meterGroupByFilters: { model: "a" } }, { advancedMeterGroupByFilters: { model: { $in: ["a"] } } }]) {
+      const slug = uid("kept");
+      await createMeter({ slug, eventType: uid("kept_t"), aggregation: "SUM", valueProperty: "$.tokens", groupBy: { model: "$.model", region: "$.region" } });
+      const key = uid("kf");
+      expect((await api("POST", "/api/v1/features", { body: { key, name: key, meterSlug: slug, ...filters } })).status).toBe(201);
+      const refused = await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "n" } });
+      expectProblem(refused, 409, "conflict");
+      expect(refused.body.detail).toContain(key);
+      expect((await api("GET", `/api/v1/meters/${slug}`)).body.groupBy).toEqual({ model: "$.model", region: "$.region" });
+      // Dropping a key no feature filters on is fine.
+      expect((await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "n", groupBy: { model: "$.model" } } })).status).toBe(200);
+      expect((await api("DELETE", `/api/v1/features/${key}`)).status).toBe(204);
+      expect((await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "n" } })).status).toBe(200);
+    }
+  });
 });
