@@ -6,7 +6,7 @@ import { iso, parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
-import { listParam, PageQuery, paginated } from "./pagination";
+import { listParam, PageQuery, paginated, sortQuery } from "./pagination";
 import { featureKeys, toRuleApi } from "./notification-rules";
 
 export const NotificationEventSchema = z
@@ -67,6 +67,7 @@ notificationEvents.openapi(
         subject: listParam(20).openapi({ description: "Subject keys or ids (repeat the parameter)." }),
         feature: listParam(20).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
         channel: listParam(20).openapi({ description: "Channel ids: events with a delivery to one of them (repeat the parameter)." }),
+        ...sortQuery(["id", "createdAt"], "createdAt (the default) or id; ties by id. Without order, newest first (DESC), as OpenMeter answers."),
       }),
     },
     responses: { 200: { description: "Events", content: json(paginated(NotificationEventSchema, "NotificationEventPaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
@@ -81,6 +82,8 @@ notificationEvents.openapi(
       subjects: q.subject,
       features: q.feature,
       channels: q.channel,
+      orderBy: q.orderBy ?? "createdAt",
+      order: q.order ?? "DESC",
       limit: q.pageSize,
       offset: (q.page - 1) * q.pageSize,
     });
