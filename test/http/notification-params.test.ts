@@ -3,7 +3,9 @@ import { describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { notificationEvents } from "../../src/db/schema";
 import { ulid } from "../../src/domain/ids";
-import { api, createKey, expectProblem, uid } from "../helpers/api";
+import { api, createKey, expectProblem, ingestOk, uid } from "../helpers/api";
+import { setup, usage } from "../helpers/entitlements";
+import { eventually, notifyOn, outbox } from "../helpers/notifications";
 
 const hook = (name: string) => `https://receiver.test/hooks/${name}`;
 const ids = (res: { body: any }) => res.body.items.map((i: { id: string }) => i.id) as string[];
@@ -113,5 +115,26 @@ describe("GET /api/v1/notification/events", () => {
     const bad = await api("GET", `${path}?orderBy=updatedAt`, { key });
     expectProblem(bad, 400, "validation_failed");
     expect(bad.body.errors[0].field).toBe("orderBy");
+  });
+});
+
+describe("POST /api/v1/notification/events/{eventId}/resend", () => {
+  it("refuses (400, naming it) a channel the event was not sent to, instead of resending to the others alone", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 100 } });
+    const { rule, channel: sent } = await notifyOn(s, [{ type: "usage_value", value: 1 }]);
+    await ingestOk([usage(s, { tokens: 2 })]);
+    const list = await eventually(() => api("GET", `/api/v1/notification/events?rule=${rule.id}`), (r) => r.body?.items?.[0]?.deliveryStatus?.[0]?.state === "SUCCESS");
+    const ev = list.body.items[0];
+    expect(ev?.deliveryStatus?.[0]?.state, list.text).toBe("SUCCESS");
+    const other = await channel("test-admin-key");
+
+    const bad = await api("POST", `/api/v1/notification/events/${ev.id}/resend`, { body: { channels: [sent.id, other.id] } });
+    expectProblem(bad, 400, "validation_failed");
+    expect(bad.body.errors).toEqual([{ field: "channels.1", message: expect.stringContaining(other.id) }]);
+    expect((await outbox(s.subject)).map((d) => d.state)).toEqual(["SUCCESS"]);
+
+    // Spec-valid: more than five entries (here the same channel repeated) are read as the set they name.
+    const ok = await api("POST", `/api/v1/notification/events/${ev.id}/resend`, { body: { channels: Array(6).fill(sent.id) } });
+    expect(ok.status, ok.text).toBe(202);
   });
 });
