@@ -54,16 +54,19 @@ export async function rulesByIds(db: Db, namespace: string, ids: readonly string
     .where(and(eq(notificationRules.namespace, namespace), sql`${notificationRules.id} IN ${anyOf([...new Set(ids)])}`));
 }
 
-export async function findChannel(db: Db, namespace: string, id: string): Promise<ChannelRow | undefined> {
-  const rows = await db
-    .select()
-    .from(notificationChannels)
-    .where(and(eq(notificationChannels.namespace, namespace), eq(notificationChannels.id, id), isNull(notificationChannels.deletedAt)));
+/** A channel; a deleted one only with `includeDeleted` (GET shows it, with its deletedAt; PUT and DELETE do not find it). */
+export async function findChannel(db: Db, namespace: string, id: string, includeDeleted = false): Promise<ChannelRow | undefined> {
+  const where = [eq(notificationChannels.namespace, namespace), eq(notificationChannels.id, id)];
+  if (!includeDeleted) where.push(isNull(notificationChannels.deletedAt));
+  const rows = await db.select().from(notificationChannels).where(and(...where));
   return rows[0];
 }
 
-export async function findRule(db: Db, namespace: string, id: string): Promise<RuleRow | undefined> {
-  const rows = await db.select().from(notificationRules).where(and(eq(notificationRules.namespace, namespace), eq(notificationRules.id, id), isNull(notificationRules.deletedAt)));
+/** A rule; a deleted one only with `includeDeleted` (GET shows it, with its deletedAt, as events do). */
+export async function findRule(db: Db, namespace: string, id: string, includeDeleted = false): Promise<RuleRow | undefined> {
+  const where = [eq(notificationRules.namespace, namespace), eq(notificationRules.id, id)];
+  if (!includeDeleted) where.push(isNull(notificationRules.deletedAt));
+  const rows = await db.select().from(notificationRules).where(and(...where));
   return rows[0];
 }
 

@@ -157,8 +157,8 @@ channels.openapi(
   },
 );
 
-async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<ChannelRow> {
-  const row = await findChannel(database(env.DB), namespace, id);
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string, includeDeleted = false): Promise<ChannelRow> {
+  const row = await findChannel(database(env.DB), namespace, id, includeDeleted);
   if (!row) throw new ApiError("not_found", `no notification channel ${id}`);
   return row;
 }
@@ -173,7 +173,7 @@ channels.openapi(
     request: { params: Id },
     responses: { 200: { description: "Channel", content: json(ChannelSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),
-  async (c) => c.json(forScopes(c.get("principal"), toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId))), 200),
+  async (c) => c.json(forScopes(c.get("principal"), toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId, true))), 200),
 );
 
 channels.openapi(

@@ -187,8 +187,8 @@ rules.openapi(
   },
 );
 
-async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<RuleRow> {
-  const row = await findRule(database(env.DB), namespace, id);
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string, includeDeleted = false): Promise<RuleRow> {
+  const row = await findRule(database(env.DB), namespace, id, includeDeleted);
   if (!row) throw new ApiError("not_found", `no notification rule ${id}`);
   return row;
 }
@@ -205,7 +205,7 @@ rules.openapi(
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
-    const row = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
+    const row = await mustFind(c.env, namespace, c.req.valid("param").ruleId, true);
     return c.json(toRuleApi(row, row.features.length ? await featureKeys(c.env, namespace) : undefined), 200);
   },
 );

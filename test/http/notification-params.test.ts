@@ -138,3 +138,29 @@ describe("POST /api/v1/notification/events/{eventId}/resend", () => {
     expect(ok.status, ok.text).toBe(202);
   });
 });
+
+describe("GET one deleted channel or rule", () => {
+  it("answers it with its deletedAt (as includeDeleted lists it); PUT and DELETE still 404", async () => {
+    const key = await own();
+    const ch = await channel(key);
+    const keep = await channel(key);
+    const rule = await api("POST", "/api/v1/notification/rules", { key, body: { type: "entitlements.reset", name: uid("r"), channels: [ch.id] } });
+    expect(rule.status, rule.text).toBe(201);
+    expect((await api("DELETE", `/api/v1/notification/rules/${rule.body.id}`, { key })).status).toBe(204);
+    expect((await api("DELETE", `/api/v1/notification/channels/${ch.id}`, { key })).status).toBe(204);
+
+    const gotCh = await api("GET", `/api/v1/notification/channels/${ch.id}`, { key });
+    expect(gotCh.status, gotCh.text).toBe(200);
+    expect(gotCh.body).toMatchObject({ id: ch.id, name: ch.name, deletedAt: expect.any(String) });
+    expect((await api("GET", `/api/v1/notification/channels/${keep.id}`, { key })).body.deletedAt).toBeUndefined();
+    const gotRule = await api("GET", `/api/v1/notification/rules/${rule.body.id}`, { key });
+    expect(gotRule.status, gotRule.text).toBe(200);
+    expect(gotRule.body).toMatchObject({ id: rule.body.id, name: rule.body.name, deletedAt: expect.any(String) });
+
+    expectProblem(await api("PUT", `/api/v1/notification/channels/${ch.id}`, { key, body: { type: "WEBHOOK", name: "x", url: hook("x") } }), 404, "not_found");
+    expectProblem(await api("DELETE", `/api/v1/notification/channels/${ch.id}`, { key }), 404, "not_found");
+    expectProblem(await api("PUT", `/api/v1/notification/rules/${rule.body.id}`, { key, body: { type: "entitlements.reset", name: "x", channels: [keep.id] } }), 404, "not_found");
+    expectProblem(await api("DELETE", `/api/v1/notification/rules/${rule.body.id}`, { key }), 404, "not_found");
+    expectProblem(await api("POST", `/api/v1/notification/rules/${rule.body.id}/test`, { key }), 404, "not_found");
+  });
+});
