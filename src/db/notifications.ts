@@ -1,4 +1,4 @@
-import { and, desc, eq, gte, isNull, lte, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, gte, isNull, lte, sql, type SQL } from "drizzle-orm";
 import type { ChannelDef, RuleDef } from "../domain/notification";
 import type { Db } from "./client";
 import { bumpVersion } from "./meters";
@@ -27,8 +27,10 @@ export const toRuleDef = (r: RuleRow): RuleDef => ({
   thresholds: r.thresholds as RuleDef["thresholds"],
 });
 
-export function listChannelsQuery(db: Db, namespace: string) {
-  return db.select().from(notificationChannels).where(and(eq(notificationChannels.namespace, namespace), isNull(notificationChannels.deletedAt))).orderBy(notificationChannels.id);
+export function listChannelsQuery(db: Db, namespace: string, includeDeleted = false) {
+  const where = [eq(notificationChannels.namespace, namespace)];
+  if (!includeDeleted) where.push(isNull(notificationChannels.deletedAt));
+  return db.select().from(notificationChannels).where(and(...where)).orderBy(notificationChannels.id);
 }
 
 export function listRulesQuery(db: Db, namespace: string, includeDeleted = false) {
@@ -52,16 +54,19 @@ export async function rulesByIds(db: Db, namespace: string, ids: readonly string
     .where(and(eq(notificationRules.namespace, namespace), sql`${notificationRules.id} IN ${anyOf([...new Set(ids)])}`));
 }
 
-export async function findChannel(db: Db, namespace: string, id: string): Promise<ChannelRow | undefined> {
-  const rows = await db
-    .select()
-    .from(notificationChannels)
-    .where(and(eq(notificationChannels.namespace, namespace), eq(notificationChannels.id, id), isNull(notificationChannels.deletedAt)));
+/** A channel; a deleted one only with `includeDeleted` (GET shows it, with its deletedAt; PUT and DELETE do not find it). */
+export async function findChannel(db: Db, namespace: string, id: string, includeDeleted = false): Promise<ChannelRow | undefined> {
+  const where = [eq(notificationChannels.namespace, namespace), eq(notificationChannels.id, id)];
+  if (!includeDeleted) where.push(isNull(notificationChannels.deletedAt));
+  const rows = await db.select().from(notificationChannels).where(and(...where));
   return rows[0];
 }
 
-export async function findRule(db: Db, namespace: string, id: string): Promise<RuleRow | undefined> {
-  const rows = await db.select().from(notificationRules).where(and(eq(notificationRules.namespace, namespace), eq(notificationRules.id, id), isNull(notificationRules.deletedAt)));
+/** A rule; a deleted one only with `includeDeleted` (GET shows it, with its deletedAt, as events do). */
+export async function findRule(db: Db, namespace: string, id: string, includeDeleted = false): Promise<RuleRow | undefined> {
+  const where = [eq(notificationRules.namespace, namespace), eq(notificationRules.id, id)];
+  if (!includeDeleted) where.push(isNull(notificationRules.deletedAt));
+  const rows = await db.select().from(notificationRules).where(and(...where));
   return rows[0];
 }
 
@@ -116,6 +121,8 @@ export interface EventFilter {
   features?: string[];
   /** Channel ids: events with a delivery to one of them. */
   channels?: string[];
+  orderBy: "id" | "createdAt";
+  order: "ASC" | "DESC";
   limit: number;
   offset: number;
 }
@@ -136,8 +143,11 @@ export async function listNotificationEvents(db: Db, f: EventFilter): Promise<{ 
     where.push(sql`EXISTS (SELECT 1 FROM json_each(${notificationEvents.deliveries}) AS d WHERE json_extract(d.value, '$.channel.id') IN ${anyOf(f.channels)})`);
   }
   const cond = and(...where);
+  const dir = f.order === "DESC" ? desc : asc;
+  // Ties (events created in the same millisecond) by id, in the same direction, so pages never overlap.
+  const orderBy = f.orderBy === "id" ? [dir(notificationEvents.id)] : [dir(notificationEvents.createdAt), dir(notificationEvents.id)];
   const [rows, count] = await db.batch([
-    db.select().from(notificationEvents).where(cond).orderBy(desc(notificationEvents.createdAt)).limit(f.limit).offset(f.offset),
+    db.select().from(notificationEvents).where(cond).orderBy(...orderBy).limit(f.limit).offset(f.offset),
     db.select({ n: sql<number>`count(*)` }).from(notificationEvents).where(cond),
   ]);
   return { rows, total: count[0]?.n ?? 0 };

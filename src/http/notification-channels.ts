@@ -11,7 +11,7 @@ import { settings } from "../env";
 import { requireScope } from "./auth";
 import type { AppEnv, Principal } from "./context";
 import { ApiError, errorResponses } from "./errors";
-import { PageQuery, page, paginated } from "./pagination";
+import { PageQuery, page, paginated, sortQuery, sortRows } from "./pagination";
 import { metadataField } from "./schemas";
 
 const MAX_CUSTOM_HEADERS = 32;
@@ -44,6 +44,7 @@ export const ChannelSchema = z
     metadata: z.record(z.string(), z.string()).nullable().optional(),
     createdAt: z.string(),
     updatedAt: z.string(),
+    deletedAt: z.string().optional(),
   })
   .openapi("NotificationChannelWebhook");
 
@@ -58,6 +59,7 @@ export const toChannelApi = (r: ChannelRow) => ({
   ...metadataField(r.metadata),
   createdAt: iso(r.createdAt),
   updatedAt: iso(r.updatedAt),
+  ...(r.deletedAt !== null ? { deletedAt: iso(r.deletedAt) } : {}),
 });
 
 /**
@@ -113,12 +115,24 @@ channels.openapi(
     summary: "List notification channels",
     tags: ["Notifications"],
     middleware: [requireScope("read")] as const,
-    request: { query: PageQuery.extend({ includeDisabled: z.enum(["true", "false"]).optional() }) },
-    responses: { 200: { description: "Channels", content: json(paginated(ChannelSchema, "NotificationChannelPaginatedResponse")) }, ...errorResponses("unauthenticated", "forbidden") },
+    request: {
+      query: PageQuery.extend({
+        includeDisabled: z.enum(["true", "false"]).optional(),
+        includeDeleted: z.enum(["true", "false"]).optional().openapi({ description: "Deleted channels too, with their deletedAt." }),
+        ...sortQuery(["id", "type", "createdAt", "updatedAt"], "id (the default), type, createdAt or updatedAt; ties by id."),
+      }),
+    },
+    responses: { 200: { description: "Channels", content: json(paginated(ChannelSchema, "NotificationChannelPaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
   }),
   async (c) => {
     const q = c.req.valid("query");
-    const rows = (await listChannelsQuery(database(c.env.DB), c.get("principal").namespace)).filter((r) => q.includeDisabled === "true" || !r.disabled);
+    const all = await listChannelsQuery(database(c.env.DB), c.get("principal").namespace, q.includeDeleted === "true");
+    const by = q.orderBy ?? "id";
+    const rows = sortRows(
+      all.filter((r) => q.includeDisabled === "true" || !r.disabled),
+      (r) => (by === "type" ? "WEBHOOK" : by === "createdAt" ? r.createdAt : by === "updatedAt" ? r.updatedAt : r.id),
+      q.order ?? "ASC",
+    );
     return c.json(page(rows.map((r) => forScopes(c.get("principal"), toChannelApi(r))), q), 200);
   },
 );
@@ -143,8 +157,8 @@ channels.openapi(
   },
 );
 
-async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<ChannelRow> {
-  const row = await findChannel(database(env.DB), namespace, id);
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string, includeDeleted = false): Promise<ChannelRow> {
+  const row = await findChannel(database(env.DB), namespace, id, includeDeleted);
   if (!row) throw new ApiError("not_found", `no notification channel ${id}`);
   return row;
 }
@@ -159,7 +173,7 @@ channels.openapi(
     request: { params: Id },
     responses: { 200: { description: "Channel", content: json(ChannelSchema) }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),
-  async (c) => c.json(forScopes(c.get("principal"), toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId))), 200),
+  async (c) => c.json(forScopes(c.get("principal"), toChannelApi(await mustFind(c.env, c.get("principal").namespace, c.req.valid("param").channelId, true))), 200),
 );
 
 channels.openapi(

@@ -6,7 +6,7 @@ import { iso, parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
-import { listParam, PageQuery, paginated } from "./pagination";
+import { listParam, PageQuery, paginated, sortQuery } from "./pagination";
 import { featureKeys, toRuleApi } from "./notification-rules";
 
 export const NotificationEventSchema = z
@@ -67,6 +67,7 @@ notificationEvents.openapi(
         subject: listParam(20).openapi({ description: "Subject keys or ids (repeat the parameter)." }),
         feature: listParam(20).openapi({ description: "Feature keys or ids (repeat the parameter)." }),
         channel: listParam(20).openapi({ description: "Channel ids: events with a delivery to one of them (repeat the parameter)." }),
+        ...sortQuery(["id", "createdAt"], "createdAt (the default) or id; ties by id. Without order, newest first (DESC), as OpenMeter answers."),
       }),
     },
     responses: { 200: { description: "Events", content: json(paginated(NotificationEventSchema, "NotificationEventPaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
@@ -81,6 +82,8 @@ notificationEvents.openapi(
       subjects: q.subject,
       features: q.feature,
       channels: q.channel,
+      orderBy: q.orderBy ?? "createdAt",
+      order: q.order ?? "DESC",
       limit: q.pageSize,
       offset: (q.page - 1) * q.pageSize,
     });
@@ -118,13 +121,27 @@ notificationEvents.openapi(
     summary: "Send a notification event again (same webhook-id) to all or some of its channels",
     tags: ["Notifications"],
     middleware: [requireScope("admin")] as const,
-    request: { params: Id, body: { required: false, content: json(z.object({ channels: z.array(z.string()).max(5).optional() }).openapi("NotificationEventResendRequest")) } },
-    responses: { 202: { description: "Queued for delivery" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+    request: {
+      params: Id,
+      body: {
+        required: false,
+        content: json(
+          z
+            .object({ channels: z.array(z.string()).max(100).optional().openapi({ description: "Channels the event was sent to (all of them when absent or empty); another channel is 400." }) })
+            .openapi("NotificationEventResendRequest"),
+        ),
+      },
+    },
+    responses: { 202: { description: "Queued for delivery" }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
     const row = await mustFind(c.env, namespace, c.req.valid("param").eventId);
-    const channels = c.req.valid("json")?.channels ?? [];
+    const channels = [...new Set(c.req.valid("json")?.channels ?? [])];
+    // A channel the event was never sent to cannot be resent to: say so rather than resend to the others alone.
+    const sentTo = new Set((row.deliveries as { channel?: { id?: string } }[]).map((d) => d.channel?.id));
+    const errors = channels.flatMap((id, i) => (sentTo.has(id) ? [] : [{ field: `channels.${i}`, message: `notification event ${row.id} was not sent to channel ${id}` }]));
+    if (errors.length) throw new ApiError("validation_failed", errors.map((e) => `${e.field}: ${e.message}`).join("; "), { errors });
     const n = await customer(c.env, { namespace, subject: row.subject }).resendNotification({ namespace, subject: row.subject }, row.id, channels);
     if (n === 0) throw new ApiError("not_found", `notification event ${row.id} has no delivery to the given channels`);
     return c.body(null, 202);

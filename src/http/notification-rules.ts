@@ -14,7 +14,7 @@ import { amount } from "./entitlement-schemas";
 import type { AppEnv } from "./context";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
-import { listParam, PageQuery, page, paginated } from "./pagination";
+import { listParam, PageQuery, page, paginated, sortQuery, sortRows } from "./pagination";
 import { samplePayload } from "./notification-sample";
 
 const ThresholdSchema = z
@@ -140,6 +140,7 @@ rules.openapi(
         includeDeleted: z.enum(["true", "false"]).optional().openapi({ description: "Deleted rules too, with their deletedAt." }),
         channel: listParam(20),
         feature: listParam(20).openapi({ description: "Feature ids or keys: the rules that apply to one of them, rules without a feature list included." }),
+        ...sortQuery(["id", "type", "createdAt", "updatedAt"], "id (the default), type, createdAt or updatedAt; ties by id."),
       }),
     },
     responses: { 200: { description: "Rules", content: json(paginated(RuleSchema, "NotificationRulePaginatedResponse")) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
@@ -149,11 +150,16 @@ rules.openapi(
     const namespace = c.get("principal").namespace;
     const all = await listRulesQuery(database(c.env.DB), namespace, q.includeDeleted === "true");
     const keys = all.some((r) => r.features.length) || q.feature.length ? await featureKeys(c.env, namespace) : new Map<string, string>();
-    const rows = all.filter(
-      (r) =>
-        (q.includeDisabled === "true" || !r.disabled) &&
-        (q.channel.length === 0 || r.channels.some((ch) => q.channel.includes(ch))) &&
-        (q.feature.length === 0 || appliesToAny(r, q.feature, keys)),
+    const by = q.orderBy ?? "id";
+    const rows = sortRows(
+      all.filter(
+        (r) =>
+          (q.includeDisabled === "true" || !r.disabled) &&
+          (q.channel.length === 0 || r.channels.some((ch) => q.channel.includes(ch))) &&
+          (q.feature.length === 0 || appliesToAny(r, q.feature, keys)),
+      ),
+      (r) => (by === "type" ? r.type : by === "createdAt" ? r.createdAt : by === "updatedAt" ? r.updatedAt : r.id),
+      q.order ?? "ASC",
     );
     return c.json(page(rows.map((r) => toRuleApi(r, keys)), q), 200);
   },
@@ -181,8 +187,8 @@ rules.openapi(
   },
 );
 
-async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string): Promise<RuleRow> {
-  const row = await findRule(database(env.DB), namespace, id);
+async function mustFind(env: AppEnv["Bindings"], namespace: string, id: string, includeDeleted = false): Promise<RuleRow> {
+  const row = await findRule(database(env.DB), namespace, id, includeDeleted);
   if (!row) throw new ApiError("not_found", `no notification rule ${id}`);
   return row;
 }
@@ -199,7 +205,7 @@ rules.openapi(
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
-    const row = await mustFind(c.env, namespace, c.req.valid("param").ruleId);
+    const row = await mustFind(c.env, namespace, c.req.valid("param").ruleId, true);
     return c.json(toRuleApi(row, row.features.length ? await featureKeys(c.env, namespace) : undefined), 200);
   },
 );

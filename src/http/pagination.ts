@@ -63,3 +63,16 @@ export const listParam = (max: number) =>
     .optional()
     .transform((v) => (v === undefined ? [] : Array.isArray(v) ? v : [v]))
     .refine((v) => v.length <= max, `at most ${max} values`);
+
+/** OpenMeter's `order` and `orderBy` list parameters; left out, each list applies its own default. */
+export const sortQuery = <K extends string>(keys: readonly [K, ...K[]], note: string) => ({
+  order: z.enum(["ASC", "DESC"]).optional().openapi({ description: "ASC or DESC." }),
+  orderBy: z.enum(keys).optional().openapi({ description: note }),
+});
+
+/** Rows sorted by `key`, ties broken by id, both in `order`. */
+export function sortRows<T extends { id: string }>(rows: readonly T[], key: (r: T) => string | number, order: "ASC" | "DESC"): T[] {
+  const sign = order === "DESC" ? -1 : 1;
+  const cmp = (a: string | number, b: string | number) => (a < b ? -1 : a > b ? 1 : 0);
+  return [...rows].sort((a, b) => sign * (cmp(key(a), key(b)) || cmp(a.id, b.id)));
+}

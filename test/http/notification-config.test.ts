@@ -64,7 +64,9 @@ describe("notification channels", () => {
     expectProblem(await api("DELETE", `/api/v1/notification/channels/${ch.id}`), 409, "conflict");
     expect((await api("DELETE", `/api/v1/notification/rules/${rule.body.id}`)).status).toBe(204);
     expect((await api("DELETE", `/api/v1/notification/channels/${ch.id}`)).status).toBe(204);
-    expectProblem(await api("GET", `/api/v1/notification/channels/${ch.id}`), 404, "not_found");
+    // Deleted, not gone: GET shows it with its deletedAt (as OpenMeter does); it can no longer be changed.
+    expect((await api("GET", `/api/v1/notification/channels/${ch.id}`)).body.deletedAt).toEqual(expect.any(String));
+    expectProblem(await api("DELETE", `/api/v1/notification/channels/${ch.id}`), 404, "not_found");
   });
 
   it("is invisible to another namespace and needs admin to change", async () => {
