@@ -93,7 +93,7 @@ debug.get("/bench/check-rpc", benchOnly, async (c) => {
 
 // What one step of a check costs in this runtime, repeated n times inside one request and timed from
 // outside (bench/unit-costs.mjs): workerd's clock stands still while JavaScript runs, and the V8
-// profile misattributes small functions on the request path.
+// profile overstates small functions on the request path.
 const CHECK_BODY = JSON.stringify({ subject: "customer-1", feature: "tokens", amount: 1 });
 const UNITS: Record<string, () => unknown> = {
   resolved: () => Promise.resolve(1),
