@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // What single steps of a quota check cost inside workerd, measured rather than read off a V8
-// profile (which overstates small functions on the request path: README "Performance"). A fresh `npm run serve` gateway runs each step n times in one request
-// (GET /bench/repeat, on with BENCH_PARSE_ONLY); the time of that request minus the time of the
+// profile (which overstates small functions on the request path: README "Performance"). A fresh
+// `npm run serve` gateway runs each step n times in one request (GET /bench/repeat, on with
+// BENCH_PARSE_ONLY); the time of that request minus the time of the
 // same request with n = 1, divided by n, is one step. workerd's clock stands still while JavaScript
 // runs, so the timing is taken here, outside. Each step awaits its result, as the request path does.
 // Then each step once per request, over --requests interleaved requests: its median request time less
