@@ -13,7 +13,7 @@ import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
 import { ApiError, errorResponses, invalidField, zodIssues } from "./errors";
-import { pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
+import { pageOrArray, pageOrRange, paginated, rangeOf, sortRows } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
   return renderFeature(r);
@@ -136,8 +136,7 @@ features.openapi(
     const q = c.req.valid("query");
     const slugs = q.meterSlug === undefined ? undefined : Array.isArray(q.meterSlug) ? q.meterSlug : [q.meterSlug];
     const rows = await listFeatures(database(c.env.DB), c.get("principal").namespace, { includeArchived: q.includeArchived === "true", meterSlugs: slugs });
-    const key = q.orderBy;
-    const sorted = [...rows].sort((a, b) => (a[key] < b[key] ? -1 : a[key] > b[key] ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0) * (q.order === "DESC" ? -1 : 1));
+    const sorted = sortRows(rows, (r) => r[q.orderBy], q.order);
     const { offset, limit } = rangeOf(q);
     return c.json(pageOrArray(q, sorted.slice(offset, offset + limit).map(toFeatureApi), sorted.length), 200);
   },

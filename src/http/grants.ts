@@ -11,7 +11,7 @@ import type { AppEnv } from "./context";
 import { GrantCreateSchema, GrantSchema, ms, toGrantApi, unwrap } from "./entitlement-schemas";
 import { namespaceConfig, onSubject } from "./entitlements";
 import { ApiError, errorResponses } from "./errors";
-import { listParam, pageOrArray, pageOrRange, paginated, rangeOf } from "./pagination";
+import { listParam, pageOrArray, pageOrRange, paginated, rangeOf, sortRows } from "./pagination";
 
 /**
  * Grants of metered entitlements. They live in the subject's Durable Object; D1 keeps only
@@ -93,9 +93,8 @@ grants.openapi(
     const p = c.req.valid("param");
     const { orderBy, includeDeleted } = c.req.valid("query");
     const { value: rows } = await onSubject<GrantRow[]>(c, p.subjectIdOrKey, async (id) => customer(c.env, id).listGrants(id, p.entitlementIdOrFeatureKey, includeDeleted === "true"));
-    const key = (g: (typeof rows)[number]) => (orderBy === "id" ? g.id : orderBy === "createdAt" ? g.createdAt : g.updatedAt);
-    rows.sort((a, b) => (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
-    return c.json(rows.map(toGrantApi), 200);
+    const sorted = sortRows(rows, (g) => (orderBy === "id" ? g.id : orderBy === "createdAt" ? g.createdAt : g.updatedAt), "ASC");
+    return c.json(sorted.map(toGrantApi), 200);
   },
 );
 
