@@ -36,8 +36,13 @@ export async function registerOnce(sql: Sql, env: Env, who: Identity, now: numbe
   }
 }
 
-/** Reads the subject's row again; a deleted row (DELETE /api/v1/subjects) leaves the last one known. */
+/**
+ * Reads the subject's row again; a deleted row (DELETE /api/v1/subjects) leaves the last one known.
+ * Stored only when it changed: it runs after every delivery run, and each write is a billed row.
+ */
 export async function refreshSubject(sql: Sql, env: Env, who: Identity): Promise<void> {
   const row = await findSubject(database(env.DB), who.namespace, who.subject);
-  if (row && row.key === who.subject) setMeta(sql, KEY, JSON.stringify(renderSubject(row)));
+  if (!row || row.key !== who.subject) return;
+  const json = JSON.stringify(renderSubject(row));
+  if (getMeta<string>(sql, KEY) !== json) setMeta(sql, KEY, json);
 }

@@ -1,6 +1,9 @@
 import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { Webhook } from "standardwebhooks";
+import { refreshSubject } from "../../src/customer/subject";
+import type { Sql } from "../../src/customer/sql";
+import type { Env } from "../../src/env";
 import { api, customerStub, ingestOk, uid } from "../helpers/api";
 import { setup, usage, value, type Setup } from "../helpers/entitlements";
 import { eventually, notifyOn, received, SECRET } from "../helpers/notifications";
@@ -90,6 +93,20 @@ describe("webhook payloads carry OpenMeter's Feature and Subject", () => {
     const got = bodies(await eventually(() => received(name), (r) => r.length === 2));
     expect(got[1].data.subject).toEqual((await asApiShows(s)).subject);
     expect(got[1].data.subject.displayName).toBe("Acme Inc.");
+  });
+
+  it("re-reading an unchanged subject row writes nothing", async () => {
+    const s = await setup({ entitlement: LIMIT });
+    await ingestOk([usage(s, { tokens: 1 })]);
+    const written = await runInDurableObject(customerStub(s.subject), async (obj) => {
+      const o = obj as unknown as { sql: Sql; env: Env };
+      const who = { namespace: "default", subject: s.subject };
+      await refreshSubject(o.sql, o.env, who);
+      const before = o.sql.snapshot().rowsWritten;
+      await refreshSubject(o.sql, o.env, who);
+      return o.sql.snapshot().rowsWritten - before;
+    });
+    expect(written).toBe(0);
   });
 
   it("an object from before features were in the config gets them on its next call", async () => {
