@@ -247,6 +247,12 @@ async function main() {
     );
   if (vars.length > (admin.origin === "env" ? 1 : 0))
     console.log(`  vars from environment: ${vars.map(([k]) => k).filter((k) => k !== "ADMIN_API_KEY").join(", ")}`);
+  // Local receivers are plain http on 127.0.0.1: allowed unless the environment or .dev.vars says
+  // otherwise (wrangler.toml's production default would refuse them).
+  if (process.env.ALLOW_INSECURE_WEBHOOKS === undefined && readDotEnvValue(existsSync(DEV_VARS) ? readFileSync(DEV_VARS, "utf8") : "", "ALLOW_INSECURE_WEBHOOKS") === undefined) {
+    vars.push(["ALLOW_INSECURE_WEBHOOKS", "true"]);
+    console.log("  webhooks: http and local receivers allowed (ALLOW_INSECURE_WEBHOOKS=true)");
+  }
   console.log(`  state (D1 + Durable Objects): ${rel(stateDir)}`);
   console.log(`  listening on: http://127.0.0.1:${port}`);
   console.log("");

@@ -10,7 +10,8 @@ describe("ingest end to end", () => {
   let gw: Gateway;
 
   beforeAll(async () => {
-    gw = await startGateway();
+    // Without the harness's ALLOW_INSECURE_WEBHOOKS: npm start's own default is under test below.
+    gw = await startGateway({ env: { ALLOW_INSECURE_WEBHOOKS: undefined } });
   });
 
   afterAll(async () => {
@@ -78,5 +79,13 @@ describe("ingest end to end", () => {
     const after = await queryTotal();
     expect(after.data).toHaveLength(1);
     expect(after.data[0]).toMatchObject({ value: 12, subject: SUBJECT });
+  });
+
+  it("lets npm start accept a local http webhook receiver without any configuration", async () => {
+    const res = await call("/api/v1/notification/channels", {
+      method: "POST",
+      body: JSON.stringify({ type: "WEBHOOK", name: "local", url: "http://127.0.0.1:9/hook" }),
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
   });
 });
