@@ -1,4 +1,4 @@
-import { and, asc, eq, gt, or } from "drizzle-orm";
+import { and, asc, eq, gt, or, sql } from "drizzle-orm";
 import { ulid } from "../domain/ids";
 import type { Db } from "./client";
 import { subjects } from "./schema";
@@ -34,6 +34,17 @@ export async function listEverySubject(db: Db, namespace: string, caps: { maxRow
     if (all.length > caps.maxRows || chars > caps.maxChars) return null;
     if (page.length < want) return all;
   }
+}
+
+/**
+ * Keys of the namespace's subjects that contain `part` (case-sensitive; every subject when null), in
+ * key order, at most `limit`: the subjects OpenMeter's event list reaches with a partial `subject`.
+ * instr, not LIKE: keys may hold % and _, and production caps a LIKE pattern at 50 bytes.
+ */
+export async function subjectKeysContaining(db: Db, namespace: string, part: string | null, limit: number): Promise<string[]> {
+  const where = part === null ? eq(subjects.namespace, namespace) : and(eq(subjects.namespace, namespace), sql`instr(${subjects.key}, ${part}) > 0`);
+  const rows = await db.select({ key: subjects.key }).from(subjects).where(where).orderBy(asc(subjects.key)).limit(limit);
+  return rows.map((r) => r.key);
 }
 
 export async function subjectExists(db: Db, namespace: string, key: string): Promise<boolean> {

@@ -1,6 +1,8 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { customer } from "../customer/client";
 import type { EventListQuery } from "../customer/events";
+import { database } from "../db/client";
+import { subjectKeysContaining } from "../db/subjects";
 import { iso, parseRfc3339 } from "../domain/time";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
@@ -43,8 +45,17 @@ events.post("/api/v1/events", requireScope("ingest"), async (c) => {
   return c.json(reply, 202);
 });
 
+/**
+ * Events live in each subject's Durable Object (no namespace-wide copy: that would be a second row
+ * written per event), so a list reaches every matching subject's object, and each scans its own log.
+ * The bound keeps one list to a bounded number of object calls (and subrequests).
+ */
+export const MAX_SUBJECTS_LISTED = 1_000;
+
 const ListQuery = z.object({
-  subject: z.string().min(1).max(256).openapi({ description: "Required: events are kept per subject (exact match)." }),
+  subject: z.string().min(1).max(256).optional().openapi({
+    description: `A part of the subject key (case-sensitive), as OpenMeter's "accepts partial subject"; absent: every subject. Events live with their subject: the list asks each matching subject (at most ${MAX_SUBJECTS_LISTED.toLocaleString("en")}, else 400).`,
+  }),
   id: z.string().optional().openapi({ description: "A part of the event id (case-sensitive)." }),
   from: z.string().optional().openapi({ description: "Event time, RFC 3339, inclusive; default 72 hours ago" }),
   to: z.string().optional().openapi({ description: "Event time, RFC 3339, inclusive; default none, so events stamped ahead of now (ingest accepts up to 5 minutes) are listed" }),
@@ -66,7 +77,7 @@ events.openapi(
   createRoute({
     method: "get",
     path: "/api/v1/events",
-    summary: "List a subject's stored events, newest first",
+    summary: "List stored events, newest first",
     tags: ["Events"],
     middleware: [requireScope("read")] as const,
     request: { query: ListQuery },
@@ -89,10 +100,23 @@ events.openapi(
       limit: q.limit,
     };
     const namespace = c.get("principal").namespace;
-    const rows = await customer(c.env, { namespace, subject: q.subject }).events({ namespace, subject: q.subject }, query);
+    const matching = await subjectKeysContaining(database(c.env.DB), namespace, q.subject ?? null, MAX_SUBJECTS_LISTED + 1);
+    if (matching.length > MAX_SUBJECTS_LISTED) {
+      const which = q.subject === undefined ? "the namespace has" : `subject ${JSON.stringify(q.subject)} is part of the keys of`;
+      invalidField("subject", `${which} more than ${MAX_SUBJECTS_LISTED.toLocaleString("en")} subjects; name fewer (a longer part of the key)`);
+    }
+    // The named subject itself even before its registration in D1 has landed (it follows the first write).
+    const subjects = q.subject === undefined || matching.includes(q.subject) ? matching : [q.subject, ...matching];
+    const lists = await Promise.all(
+      subjects.map(async (subject) => (await customer(c.env, { namespace, subject }).events({ namespace, subject }, query)).map((r) => ({ ...r, subject }))),
+    );
+    const rows = lists
+      .flat()
+      .sort((a, b) => b.time - a.time || b.ingestedAt - a.ingestedAt || (a.subject < b.subject ? -1 : a.subject > b.subject ? 1 : 0))
+      .slice(0, q.limit);
     return c.json(
       rows.map((r) => ({
-        event: { specversion: "1.0" as const, id: r.id, source: r.source, type: r.type, subject: q.subject, time: iso(r.time), data: r.data === null ? null : (JSON.parse(r.data) as Record<string, unknown>) },
+        event: { specversion: "1.0" as const, id: r.id, source: r.source, type: r.type, subject: r.subject, time: iso(r.time), data: r.data === null ? null : (JSON.parse(r.data) as Record<string, unknown>) },
         ingestedAt: iso(r.ingestedAt),
         storedAt: iso(r.ingestedAt),
       })),

@@ -195,7 +195,7 @@ const table: Record<string, Omit<Case, "name">> = {
   "query: unknown meter": get(`/api/v1/meters/no_such_meter/query?subject=${SUBJECT}`, problem(404, "not_found", /no meter no_such_meter/)),
   "query: POST with text/plain": { method: "POST", path: `/api/v1/meters/${METER}/query`, raw: JSON.stringify({ subject: [SUBJECT] }), type: "text/plain", expect: problem(415, "unsupported_media_type", /application\/json/) },
   "query: POST with malformed JSON": { method: "POST", path: `/api/v1/meters/${METER}/query`, raw: "{subject:", expect: malformed() },
-  "events: no subject": get("/api/v1/events", invalid(/subject/)),
+  "events: empty subject": get("/api/v1/events?subject=", invalid(/subject/)),
   "events: limit=0": get(`/api/v1/events?subject=${SUBJECT}&limit=0`, invalid(/limit/)),
   "events: limit=1000": get(`/api/v1/events?subject=${SUBJECT}&limit=1000`, invalid(/limit/)),
   "events: limit=abc": get(`/api/v1/events?subject=${SUBJECT}&limit=abc`, invalid(/limit/)),
