@@ -47,7 +47,10 @@ export function problemBody(code: ProblemCode, detail: string, instance: string,
 }
 
 export function problem(c: Context, code: ProblemCode, detail: string, extensions: Record<string, unknown> = {}) {
-  const body = problemBody(code, detail, new URL(c.req.url).pathname, extensions);
+  // Absolute (the request's URL without its query): OpenMeter's spec declares `instance` a `format: uri`,
+  // which a bare path is not.
+  const url = new URL(c.req.url);
+  const body = problemBody(code, detail, url.origin + url.pathname, extensions);
   return new Response(JSON.stringify(body), {
     status: body.status,
     headers: { "content-type": "application/problem+json" },

@@ -20,7 +20,8 @@ const USED = 80;
  */
 export function samplePayload(rule: RuleRow, feature: FeatureRow | undefined, id: string, now: number) {
   const f = feature ?? { id: ulid(now), key: "test_feature", name: "Test feature", meterSlug: null, meterGroupByFilters: null, metadata: null, createdAt: now, updatedAt: now, archivedAt: null };
-  const subject = renderSubject({ id: ulid(now), key: "test-subject", displayName: "Test subject", metadata: null, stripeCustomerId: null, createdAt: now, updatedAt: now });
+  // An underscore, not a dash: the payload's entitlement.subjectKey has the spec's key pattern.
+  const subject = renderSubject({ id: ulid(now), key: "test_subject", displayName: "Test subject", metadata: null, stripeCustomerId: null, createdAt: now, updatedAt: now });
   const from = now - DAY;
   const entitlement: EntitlementRecord = {
     id: ulid(now),

@@ -6,7 +6,7 @@ describe("authentication", () => {
   it("401 problem+json without a key", async () => {
     const res = await api("GET", "/api/v1/meters", { key: null });
     expectProblem(res, 401, "unauthenticated");
-    expect(res.body).toMatchObject({ status: 401, type: "urn:edgemeter:problem:unauthenticated", instance: "/api/v1/meters" });
+    expect(res.body).toMatchObject({ status: 401, type: "urn:edgemeter:problem:unauthenticated", instance: "http://edgemeter.test/api/v1/meters" });
   });
 
   it("401 with an unknown key, and with a malformed Authorization header", async () => {

@@ -11,15 +11,21 @@ describe("routes", () => {
   it("404 problem+json for an unknown route", async () => {
     const res = await api("GET", "/api/v1/nothing-here");
     expectProblem(res, 404, "not_found");
-    expect(res.body).toMatchObject({ status: 404, title: "Not Found", instance: "/api/v1/nothing-here" });
+    expect(res.body).toMatchObject({ status: 404, title: "Not Found", instance: "http://edgemeter.test/api/v1/nothing-here" });
     expectProblem(await api("GET", "/nowhere", { key: null }), 404, "not_found");
+  });
+
+  it("a problem's instance is an absolute URI without the query (OpenMeter's spec: format uri)", async () => {
+    const res = await api("GET", "/api/v1/meters/nope?x=1");
+    expectProblem(res, 404, "not_found");
+    expect(res.body.instance).toBe("http://edgemeter.test/api/v1/meters/nope");
   });
 
   it("405 problem+json with Allow for a path that exists under other methods", async () => {
     const res = await api("DELETE", "/api/v1/events");
     expectProblem(res, 405, "method_not_allowed");
     expect(res.headers.get("allow")).toBe("GET, HEAD, POST");
-    expect(res.body).toMatchObject({ status: 405, title: "Method Not Allowed", instance: "/api/v1/events" });
+    expect(res.body).toMatchObject({ status: 405, title: "Method Not Allowed", instance: "http://edgemeter.test/api/v1/events" });
     // A parameter matches one segment, and the methods of every route on the path are named.
     const meter = await api("PATCH", "/api/v1/meters/any-slug", { body: {} });
     expectProblem(meter, 405, "method_not_allowed");

@@ -137,6 +137,11 @@ describe("notification rules", () => {
     const res = await api("POST", `/api/v1/notification/rules/${rule.id}/test`);
     expect(res.status, res.text).toBe(201);
     expect(res.body.deliveryStatus[0]).toMatchObject({ state: "SUCCESS", channel: { id: ch.id } });
+    // The made-up subject's key fits OpenMeter's pattern for an entitlement's subjectKey (and featureKey).
+    const { entitlement, subject } = res.body.payload.data;
+    expect(entitlement.subjectKey).toMatch(/^[a-z0-9]+(?:_[a-z0-9]+)*$/);
+    expect(entitlement.featureKey).toMatch(/^[a-z0-9]+(?:_[a-z0-9]+)*$/);
+    expect(subject.key).toBe(entitlement.subjectKey);
     const got = (await (await env.RECEIVER.fetch(`http://r/deliveries?name=${name}`)).json()) as { headers: Record<string, string>; body: string }[];
     expect(got).toHaveLength(1);
     const verified = new Webhook(secret).verify(got[0]!.body, got[0]!.headers) as { id: string; type: string };
