@@ -191,6 +191,10 @@ const table: Record<string, Omit<Case, "name">> = {
   "query: time zone Mars/Olympus": query("windowTimeZone=Mars/Olympus", invalid(/windowTimeZone: unknown IANA time zone/)),
   "query: time zone +05:30": query("windowTimeZone=%2B05:30", invalid(/windowTimeZone: unknown IANA time zone/)),
   "query: empty time zone": query("windowTimeZone=", invalid(/windowTimeZone/)),
+  // Malformed %-escapes: hono read them as the raw text, URLSearchParams as U+FFFD (another subject's usage).
+  "query: subject with an overlong escape %C0%AF": get(`/api/v1/meters/${METER}/query?subject=%C0%AF`, problem(400, "bad_request", /malformed %-escape/)),
+  "events: subject %ED%A0%80 (an escaped lone surrogate)": get(`/api/v1/events?subject=%ED%A0%80`, problem(400, "bad_request", /malformed %-escape/)),
+  "entitlement: subject %ZZ in the path": post(`/api/v1/subjects/%ZZ/entitlements`, entitlement({}), problem(400, "bad_request", /malformed %-escape/)),
   "query: 101 subjects": get(`/api/v1/meters/${METER}/query?${many(101, (i) => `subject=s${i}`).join("&")}`, invalid(/subject/)),
   "query: unknown meter": get(`/api/v1/meters/no_such_meter/query?subject=${SUBJECT}`, problem(404, "not_found", /no meter no_such_meter/)),
   "query: POST with text/plain": { method: "POST", path: `/api/v1/meters/${METER}/query`, raw: JSON.stringify({ subject: [SUBJECT] }), type: "text/plain", expect: problem(415, "unsupported_media_type", /application\/json/) },
