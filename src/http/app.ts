@@ -1,13 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import { HTTPException } from "hono/http-exception";
-import { LIMITS } from "../domain/cloudevent";
 import { StatementLimitError } from "../db/guard";
 import { customerHealthName } from "../customer/client";
 import { settings } from "../env";
 import { authenticate, RATE_LIMIT_RETRY_AFTER_SECONDS } from "./auth";
 import { allowedMethods } from "./allowed-methods";
-import { jsonBody } from "./body";
 import type { AppEnv } from "./context";
 import { ApiError, problem, zodIssues } from "./errors";
 import { check } from "./check";
@@ -78,8 +76,8 @@ app.use("/api/*", async (c, next) => {
   }
   await next();
 });
-// After authentication, so an unauthenticated caller never gets its body read. Ingest reads its own.
-app.use("/api/*", jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" }));
+// JSON bodies are gated by requireScope (auth.ts), after routing and the scope: never for an
+// unauthenticated caller, an unknown path or method, or a key without the scope.
 for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, entitlementHistory, namespaceEntitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
 
 app.notFound((c) => {
