@@ -54,6 +54,8 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
   const keys: Record<Exclude<Auth, "admin" | "none" | "bogus">, string> = { read: "", ingest: "", portal: "" };
   const fx: Record<string, string> = {};
   const failures: string[] = [];
+  /** Failures counted by kind of request and what was wrong, so a run's summary fits on a screen. */
+  const failureKinds = new Map<string, number>();
   const accepted: string[] = [];
   const notes: string[] = [];
   let requests = 0;
@@ -84,7 +86,17 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       init.body = new ReadableStream({ start: (c) => (c.enqueue(bytes.slice(0, half)), c.enqueue(bytes.slice(half)), c.close()) });
       init.duplex = "half";
     }
-    const res = await fetch(gw.baseUrl + r.url, init);
+    let res: Response;
+    try {
+      res = await fetch(gw.baseUrl + r.url, init);
+    } catch (err) {
+      // A server may answer an oversized body early and close before reading it; the client then
+      // fails writing (EPIPE, ECONNRESET). That is not a wrong answer. Anything else is.
+      const cause = String((err as { cause?: { code?: string } }).cause?.code ?? err);
+      if ((body?.length ?? 0) > 1 << 20) notes.push(`${r.op} — ${r.kind}: the connection closed while the body was sent (${cause})`);
+      else failures.push(`${r.op} — ${r.kind}: no answer (${cause})\n    ${describeReq(r)}`);
+      return { req: r, status: 0, headers: new Headers(), text: "", json: undefined };
+    }
     const text = await res.text();
     let json: any;
     try {
@@ -96,7 +108,12 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
   /** Sends and judges one request: the invariants of every answer, then the request's own expectation. */
   async function send(r: Req): Promise<Sent> {
     const s = await raw(r);
-    const fail = (why: string) => failures.push(`${r.op} — ${r.kind}: ${why}\n    ${describeReq(r)}\n    → ${s.status} ${s.headers.get("content-type")} ${clip(s.text, 400)}`);
+    if (s.status === 0) return s;
+    const fail = (why: string) => {
+      failures.push(`${r.op} — ${r.kind}: ${why}\n    ${describeReq(r)}\n    → ${s.status} ${s.headers.get("content-type")} ${clip(s.text, 400)}`);
+      const kind = `${r.kind.replace(/ = .*| \(.*| with .*|a (read|ingest)-only/g, (m) => (m.startsWith("a ") ? "a wrong-scope" : ""))}: ${why} (got ${s.status})`;
+      failureKinds.set(kind, (failureKinds.get(kind) ?? 0) + 1);
+    };
     if (s.status >= 500) fail("a 5xx");
     if (s.status >= 400 && s.status < 500) {
       if (!s.headers.get("content-type")?.startsWith("application/problem+json")) fail("a 4xx that is not application/problem+json");
@@ -377,7 +394,11 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       if (need === "portal") {
         if (auth !== "portal") add(reqOf(op, base, `an API key (${auth})`, { status: 401 }, { auth }));
       } else if (auth === "portal") add(reqOf(op, await target(), "a portal token", { status: 401 }, { auth }));
-      else if (need !== auth) add(reqOf(op, await target(), `a ${auth}-only key`, { status: 403 }, { auth }));
+      else if (need !== auth) {
+        add(reqOf(op, await target(), `a ${auth}-only key`, { status: 403 }, { auth }));
+        // Without the scope the body is nobody's business: 403 whatever it holds, never 400, 413 or 415.
+        if (op.body) for (const [kind, body, contentType] of BAD_BODIES) add(reqOf(op, await target(), `a ${auth}-only key and ${kind}`, { status: 403 }, { auth, body, contentType }));
+      }
       else add(reqOf(op, await baselineOf(op), `a ${auth}-only key`, good, { auth }));
     }
 
@@ -386,7 +407,11 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     if (pathMethods[0] === op.method) {
       for (const m of ["GET", "POST", "PUT", "DELETE", "PATCH"].filter((m) => !pathMethods.includes(m))) {
         add(reqOf(op, base, `method ${m}`, { status: 405 }, { method: m, body: undefined, contentType: undefined, auth: "admin" }));
+        // A method the path does not answer is 405 whatever the body: it is never read.
+        if (m !== "GET") for (const [kind, body, contentType] of BAD_BODIES) add(reqOf(op, base, `method ${m} with ${kind}`, { status: 405 }, { method: m, body, contentType, auth: "admin" }));
       }
+      // Nor is a body sent to a path that does not exist.
+      for (const [kind, body, contentType] of BAD_BODIES) add({ ...reqOf(op, base, `POST to an unknown path below it with ${kind}`, { status: 404 }, { method: "POST", body, contentType, auth: "admin" }), url: `${urlOf(op, base.params ?? {})}/fz-no-such-path` });
       if (!pathMethods.includes("DELETE")) for (const m of ["HEAD", "OPTIONS"]) add(reqOf(op, base, `method ${m}`, "any", { method: m, body: undefined, contentType: undefined }));
       add({ ...reqOf(op, base, "a trailing slash", "any"), url: urlOf(op, base.params ?? {}).replace(/(\?|$)/, "/$1") });
       add({ ...reqOf(op, base, "a doubled slash", "any"), url: urlOf(op, base.params ?? {}, base.query).replace("/v1/", "/v1//") });
@@ -441,6 +466,13 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     }
     return { refusals, others };
   }
+
+  /** Bodies no route could take: they must not decide the answer where the route or the scope already does. */
+  const BAD_BODIES: [string, string, string | null][] = [
+    ["malformed JSON", '{"x":', "application/json"],
+    ["a text/plain body", "plain words", "text/plain"],
+    ["a body over 1 MiB", `{"pad":"${"p".repeat(1_100_000)}"}`, "application/json"],
+  ];
 
   /** Bodies to mutate per operation: the baseline, and for ingest also a batch (its last event mutated). */
   function bodyVariants(op: Operation): { name: string; schema: Schema; fresh: () => Baseline }[] {
@@ -519,7 +551,10 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     console.log(`fuzz seed ${SEED}: ${requests} requests over ${ops.length} operations in ${seconds} s; ${failures.length} failures; ${accepted.length} mutated requests accepted`);
     if (process.env.FUZZ_VERBOSE) console.log(`accepted mutations (valid input, or worth a look):\n  ${accepted.join("\n  ")}`);
     if (notes.length) console.log(`notes:\n  ${notes.join("\n  ")}`);
-    if (failures.length) console.log(`failures:\n${failures.slice(0, 80).join("\n")}`);
+    if (failures.length) {
+      console.log(`failures by kind:\n${[...failureKinds].sort((a, b) => b[1] - a[1]).map(([k, n]) => `  ${n} × ${k}`).join("\n")}`);
+      console.log(`failures (the first 80):\n${failures.slice(0, 80).join("\n")}`);
+    }
     expect(failures.length, `${failures.length} failures, printed above; the first:\n${failures[0]}`).toBe(0);
   });
 
