@@ -31,7 +31,7 @@ export type Rng = ReturnType<typeof prng>;
 // ---------------------------------------------------------------- OpenAPI document
 
 export interface Param { name: string; in: "path" | "query"; required: boolean; schema: Schema }
-export interface Operation { method: string; path: string; key: string; params: Param[]; body?: { schema: Schema; types: string[]; required: boolean } }
+export interface Operation { method: string; path: string; key: string; params: Param[]; body?: { schema: Schema; types: string[]; required: boolean }; responses: Record<string, Schema | undefined> }
 
 export function operations(doc: Schema): Operation[] {
   const out: Operation[] = [];
@@ -42,7 +42,9 @@ export function operations(doc: Schema): Operation[] {
       const params = (op.parameters ?? []).filter((p: Param) => p.in === "path" || p.in === "query");
       const content = op.requestBody?.content as Record<string, { schema: Schema }> | undefined;
       const body = content ? { schema: Object.values(content)[0]!.schema, types: Object.keys(content), required: Boolean(op.requestBody.required) } : undefined;
-      out.push({ method, path, key: `${method} ${path}`, params, body });
+      // The documented JSON schema of each answer, by status.
+      const responses = Object.fromEntries(Object.entries<Schema>(op.responses ?? {}).map(([status, r]) => [status, r.content?.["application/json"]?.schema]));
+      out.push({ method, path, key: `${method} ${path}`, params, body, responses });
     }
   }
   return out;
@@ -516,4 +518,23 @@ export function pathValues(unique: () => string): [string, string][] {
     ["a semicolon parameter", "x;v=1"],
     ["0", "0"],
   ];
+}
+
+/** Where `v` first fails `schema` (a dotted path), for a readable failure; "" when it is the value itself. */
+export function firstInvalid(doc: Schema, schema: Schema | undefined, v: unknown, path = ""): string {
+  const s = deref(doc, schema);
+  if (Array.isArray(v) && s.items) {
+    const i = v.findIndex((x) => !valid(doc, s.items, x));
+    if (i >= 0) return firstInvalid(doc, s.items, v[i], `${path}[${i}]`);
+  }
+  if (isObject(v)) {
+    const o = objectSchema(doc, s, v);
+    for (const r of o?.required ?? []) if (!Object.hasOwn(v, r)) return `${path}.${r} (missing)`;
+    for (const [k, x] of Object.entries(v)) {
+      const ps = o?.properties?.[k] ?? (isObject(o?.additionalProperties) ? o!.additionalProperties : undefined);
+      if (o && !o.properties?.[k] && o.additionalProperties === false) return `${path}.${k} (not documented)`;
+      if (ps && !valid(doc, ps, x)) return firstInvalid(doc, ps, x, `${path}.${k}`);
+    }
+  }
+  return `${path || "."} = ${JSON.stringify(v)?.slice(0, 80)}`;
 }

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
 import { startReceiver, type Receiver } from "./webhook-receiver.mjs";
-import { bodyMutations, dateTexts, decoded, deref, malformedEscape, nested, operations, pathValues, prng, queryValues, validQuery, type BodyMutation, type Expect, type Operation, type Schema } from "./fuzz-gen";
+import { bodyMutations, dateTexts, decoded, deref, firstInvalid, malformedEscape, nested, operations, pathValues, prng, queryValues, valid, validQuery, type BodyMutation, type Expect, type Operation, type Schema } from "./fuzz-gen";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_611);
 /** Values sampled per body field, query and path parameter: the sweep stays near 5,000 requests, ~30 s. */
@@ -41,6 +41,8 @@ interface Req {
   expect: Expect;
   /** Send the body as a stream, so it goes chunked, without Content-Length. */
   chunked?: boolean;
+  /** The operation's documented answers, by status. */
+  schema?: Record<string, Schema | undefined>;
 }
 interface Sent { req: Req; status: number; headers: Headers; text: string; json: any }
 
@@ -59,6 +61,7 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
   const accepted: string[] = [];
   const notes: string[] = [];
   let requests = 0;
+  let checkedAnswers = 0;
   /** Acknowledged events per subject: count on fz_count, sum of tokens on fz_tokens, count inside the entitlement's period. */
   const ledger = new Map<string, { count: number; tokens: number; now: number }>();
 
@@ -125,6 +128,13 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     if (e === "refuse" && s.status < 400) fail("schema-invalid input was accepted");
     if (typeof e === "object" && s.status !== e.status) fail(`expected ${e.status}`);
     if (e === "any" && s.status < 300 && r.kind !== "baseline") accepted.push(`${r.op} — ${r.kind} → ${s.status}`);
+    // An answer the document describes must have the documented shape (clients generated from it rely on that).
+    const documented = r.schema?.[String(s.status)];
+    if (documented && s.status < 300) checkedAnswers++;
+    if (s.status < 300 && documented && r.method !== "HEAD" && s.headers.get("content-type")?.startsWith("application/json") && !valid(doc, documented, s.json)) {
+      const where = firstInvalid(doc, documented, s.json);
+      fail(`the ${s.status} answer does not match the documented schema${where ? ` (at ${where})` : ""}`);
+    }
     return s;
   }
 
@@ -279,6 +289,7 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
 
   const reqOf = (op: Operation, b: Baseline, kind: string, expect: Expect, over: Partial<Req> = {}): Req => ({
     op: op.key,
+    schema: op.responses,
     kind,
     method: op.method,
     url: urlOf(op, b.params ?? {}, b.query),
@@ -555,7 +566,7 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     }
 
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
-    console.log(`fuzz seed ${SEED}: ${requests} requests over ${ops.length} operations in ${seconds} s; ${failures.length} failures; ${accepted.length} mutated requests accepted`);
+    console.log(`fuzz seed ${SEED}: ${requests} requests over ${ops.length} operations in ${seconds} s; ${failures.length} failures; ${accepted.length} mutated requests accepted; ${checkedAnswers} answers checked against their documented schema`);
     if (process.env.FUZZ_VERBOSE) console.log(`accepted mutations (valid input, or worth a look):\n  ${accepted.join("\n  ")}`);
     if (notes.length) console.log(`notes:\n  ${notes.join("\n  ")}`);
     if (failures.length) {
