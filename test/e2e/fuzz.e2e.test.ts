@@ -464,6 +464,15 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       }
     }
     if (op.params.some((p) => p.in === "query")) add({ ...reqOf(op, base, "an unknown query parameter", "any"), url: urlOf(op, base.params ?? {}, base.query, ["fzUnknown=1"]) });
+    // Object parameters are sent as name[key]=value (deepObject): keys that name Object.prototype
+    // members, an empty key, nested brackets, unclosed ones.
+    for (const p of op.params.filter((p) => p.in === "query" && deref(doc, p.schema).type === "object")) {
+      for (const key of ["constructor", "toString", "hasOwnProperty", "__proto__", "", "model][0", "model", `${"k".repeat(300)}`]) {
+        const raw = `${encodeURIComponent(p.name)}[${encodeURIComponent(key).replace(/%5D/g, "]")}]=x`;
+        add({ ...reqOf(op, base, `query ${p.name}[${key.slice(0, 20)}]`, "any"), url: urlOf(op, base.params ?? {}, base.query, [raw]) });
+      }
+      add({ ...reqOf(op, base, `query ${p.name}[model (unclosed)`, "any"), url: urlOf(op, base.params ?? {}, base.query, [`${p.name}[model=x`]) });
+    }
 
     // Path mutations: odd values and ids of other kinds; none names a resource of the parameter's kind.
     for (const p of op.params.filter((p) => p.in === "path")) {
