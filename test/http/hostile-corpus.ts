@@ -211,6 +211,8 @@ const table: Record<string, Omit<Case, "name">> = {
   "feature: key with capitals": post("/api/v1/features", { key: "Bad", name: "x" }, invalid(/key/)),
   "feature: unknown meter": post("/api/v1/features", { key: "corpus_f", name: "x", meterSlug: "no_such_meter" }, invalid(/meterSlug: no meter no_such_meter/)),
   "feature: filter on a key the meter lacks": post("/api/v1/features", { key: "corpus_f", name: "x", meterSlug: METER, meterGroupByFilters: { region: "eu" } }, invalid(/region is not a group by key/)),
+  "feature: filter on toString, a key the meter lacks (an Object.prototype member)": post("/api/v1/features", { key: "corpus_f", name: "x", meterSlug: METER, meterGroupByFilters: { toString: "x" } }, invalid(/meterGroupByFilters.toString: toString is not a group by key/)),
+  "feature: advanced filter on constructor, a key the meter lacks": post("/api/v1/features", { key: "corpus_f", name: "x", meterSlug: METER, advancedMeterGroupByFilters: { constructor: { $eq: "x" } } }, invalid(/advancedMeterGroupByFilters.constructor: constructor is not a group by key/)),
   "feature: unitCost": post("/api/v1/features", { key: "corpus_f", name: "x", unitCost: { type: "manual", amount: "1" } }, invalid(/unitCost: not supported/)),
   "entitlement: negative issueAfterReset": post(ENTITLEMENTS, entitlement({ issueAfterReset: -1 }), invalid(/issueAfterReset/)),
   "entitlement: issueAfterReset as a string": post(ENTITLEMENTS, entitlement({ issueAfterReset: "100" }), invalid(/issueAfterReset/)),
