@@ -209,7 +209,8 @@ export function hostileJson(v: unknown): string | null {
 
 // ---------------------------------------------------------------- mutations
 
-export type Expect = { status: number } | "refuse" | "any" | "ok";
+/** `sameAs`: the status another request of the sweep got (sent before it), e.g. the same body with a plain key. */
+export type Expect = { status: number } | { sameAs: string } | "refuse" | "any" | "ok";
 export interface BodyMutation { kind: string; text: string | Uint8Array; contentType?: string | null; headers?: Record<string, string>; expect: Expect }
 
 const utf8 = (s: string) => new TextEncoder().encode(s);
@@ -537,4 +538,22 @@ export function firstInvalid(doc: Schema, schema: Schema | undefined, v: unknown
     }
   }
   return `${path || "."} = ${JSON.stringify(v)?.slice(0, 80)}`;
+}
+
+/**
+ * Fields of `body` whose schema is a map (additionalProperties, no declared properties), with a value
+ * one of their entries may hold: a key named after an Object.prototype member must be treated there
+ * exactly like any other key nobody declared.
+ */
+export function mapFields(doc: Schema, schema: Schema, body: unknown): [(string | number)[], unknown][] {
+  const out: [(string | number)[], unknown][] = [];
+  const o = objectSchema(doc, schema, body);
+  if (!o || !isObject(body)) return out;
+  for (const [k, ps] of Object.entries<Schema>(o.properties)) {
+    const d = deref(doc, ps);
+    const isMap = !d.properties && (d.additionalProperties === true || isObject(d.additionalProperties)) && [d.type].flat().includes("object");
+    const current = body[k];
+    if (isMap && isObject(current)) out.push([[k], Object.values(current)[0] ?? "x"]);
+  }
+  return out;
 }

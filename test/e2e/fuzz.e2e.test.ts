@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
 import { startReceiver, type Receiver } from "./webhook-receiver.mjs";
-import { bodyMutations, dateTexts, decoded, deref, firstInvalid, malformedEscape, nested, operations, pathValues, prng, queryValues, valid, validQuery, type BodyMutation, type Expect, type Operation, type Schema } from "./fuzz-gen";
+import { bodyMutations, dateTexts, decoded, deref, firstInvalid, malformedEscape, mapFields, nested, operations, pathValues, prng, queryValues, valid, validQuery, type BodyMutation, type Expect, type Operation, type Schema } from "./fuzz-gen";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_611);
 /** Values sampled per body field, query and path parameter: the sweep stays near 5,000 requests, ~30 s. */
@@ -43,6 +43,8 @@ interface Req {
   chunked?: boolean;
   /** The operation's documented answers, by status. */
   schema?: Record<string, Schema | undefined>;
+  /** Remember this request's status under this name, for a later `sameAs`. */
+  tag?: string;
 }
 interface Sent { req: Req; status: number; headers: Headers; text: string; json: any }
 
@@ -62,6 +64,7 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
   const notes: string[] = [];
   let requests = 0;
   let checkedAnswers = 0;
+  const tagged = new Map<string, number>();
   /** Acknowledged events per subject: count on fz_count, sum of tokens on fz_tokens, count inside the entitlement's period. */
   const ledger = new Map<string, { count: number; tokens: number; now: number }>();
 
@@ -124,9 +127,11 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       if (s.status === 405 && !s.headers.get("allow")) fail("405 without Allow");
     }
     const e = r.expect;
+    if (r.tag) tagged.set(r.tag, s.status);
+    if (typeof e === "object" && "sameAs" in e && s.status !== tagged.get(e.sameAs)) fail(`expected ${tagged.get(e.sameAs)}, as the same request with an ordinary key`);
     if (e === "ok" && (s.status < 200 || s.status > 299)) fail("the valid baseline was not answered 2xx");
     if (e === "refuse" && s.status < 400) fail("schema-invalid input was accepted");
-    if (typeof e === "object" && s.status !== e.status) fail(`expected ${e.status}`);
+    if (typeof e === "object" && "status" in e && s.status !== e.status) fail(`expected ${e.status}`);
     if (e === "any" && s.status < 300 && r.kind !== "baseline") accepted.push(`${r.op} — ${r.kind} → ${s.status}`);
     // An answer the document describes must have the documented shape (clients generated from it rely on that).
     const documented = r.schema?.[String(s.status)];
@@ -386,7 +391,7 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
   async function plan(op: Operation, ops: Operation[]): Promise<{ refusals: Req[]; others: Req[] }> {
     const refusals: Req[] = [];
     const others: Req[] = [];
-    const add = (r: Req) => (r.expect === "any" || r.expect === "ok" ? others : refusals).push(r);
+    const add = (r: Req) => (r.expect === "any" || r.expect === "ok" || (typeof r.expect === "object" && "sameAs" in r.expect) ? others : refusals).push(r);
     const base = await baselineOf(op);
     const known = Boolean(baselines[op.key]);
     const good: Expect = known ? "ok" : "any";
@@ -441,6 +446,22 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
           const b = await baselineOf(op);
           const mut: BodyMutation = m();
           add(reqOf(op, b, `body${variant.name}: ${mut.kind}`, mut.expect, { body: mut.text, contentType: mut.contentType === undefined ? variant.fresh().contentType : mut.contentType, headers: mut.headers }));
+        }
+      }
+      // In map fields (metadata, group-by keys and filters, headers, event data), a key named after an
+      // Object.prototype member is answered as an ordinary undeclared key is.
+      for (const variant of bodyVariants(op)) {
+        for (const [path, value] of mapFields(doc, variant.schema, variant.fresh().body)) {
+          const withKey = (key: string) => {
+            const body = structuredClone(variant.fresh().body) as Record<string, unknown>;
+            body[path[0] as string] = Object.fromEntries([[key, value]]);
+            return JSON.stringify(body);
+          };
+          const tag = `${op.key}${variant.name} ${path.join(".")}`;
+          add({ ...reqOf(op, await baselineOf(op), `body${variant.name}: ${path.join(".")} with an ordinary undeclared key`, "any", { body: withKey("fzNoSuchKey"), contentType: variant.fresh().contentType }), tag });
+          for (const key of ["constructor", "toString", "hasOwnProperty"]) {
+            add(reqOf(op, await baselineOf(op), `body${variant.name}: ${path.join(".")} with the key ${key}`, { sameAs: tag }, { body: withKey(key), contentType: variant.fresh().contentType }));
+          }
         }
       }
       // Sent chunked (no Content-Length): the same limits by another code path.
