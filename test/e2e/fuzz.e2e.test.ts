@@ -5,6 +5,7 @@
 // status; refused requests must leave every definition, total and entitlement as it was; and at the end
 // the meters hold exactly the events that were acknowledged. FUZZ_SEED=<n> replays another sweep.
 // Beyond the hand-written corpus in test/http/hostile-corpus.ts; defects found here get a row there.
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
 import { startReceiver, type Receiver } from "./webhook-receiver.mjs";
@@ -94,7 +95,9 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     }
     let res: Response;
     try {
-      res = await fetch(gw.baseUrl + r.url, init);
+      // fetch resolves dot segments (also %2E%2E) before sending, so "/meters/../subjects" would reach
+      // another route; those go out verbatim over node:http.
+      res = /\/(\.|%2e){1,2}(\/|\?|$)/i.test(r.url) ? await verbatim(r.method, r.url, headers, body) : await fetch(gw.baseUrl + r.url, init);
     } catch (err) {
       // A server may answer an oversized body early and close before reading it; the client then
       // fails writing (EPIPE, ECONNRESET). That is not a wrong answer. Anything else is.
@@ -109,6 +112,23 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       json = JSON.parse(text);
     } catch {}
     return { req: r, status: res.status, headers: res.headers, text, json };
+  }
+
+  /** One request with its path exactly as given (no dot-segment resolution), answered as a Response. */
+  function verbatim(method: string, path: string, headers: Record<string, string>, body?: Uint8Array): Promise<Response> {
+    return new Promise((resolve, reject) => {
+      const req = request({ host: "127.0.0.1", port: gw.port, method, path, headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => {
+          const h = new Headers();
+          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(", ") : v);
+          resolve(new Response(res.statusCode === 204 || method === "HEAD" ? null : Buffer.concat(chunks), { status: res.statusCode, headers: h }));
+        });
+      });
+      req.on("error", reject);
+      req.end(body);
+    });
   }
 
   /** Sends and judges one request: the invariants of every answer, then the request's own expectation. */
