@@ -3,8 +3,11 @@
 // credentials. Every answer must be < 500, every 4xx problem+json with `status` equal to the HTTP
 // status; a mutation the schema (or README "Hostile input") forbids must be refused with its precise
 // status; refused requests must leave every definition, total and entitlement as it was; and at the end
-// the meters hold exactly the events that were acknowledged. FUZZ_SEED=<n> replays another sweep.
-// Beyond the hand-written corpus in test/http/hostile-corpus.ts; defects found here get a row there.
+// the meters hold exactly the events that were acknowledged. 2xx answers must match the documented
+// schema; keys named after Object.prototype members must be answered as any other key.
+// FUZZ_SEED=<n> runs another sweep; FUZZ_VERBOSE=1 lists the mutated requests that were accepted
+// (valid input, or worth a look). Beyond the hand-written corpus in test/http/hostile-corpus.ts:
+// each defect found here got a deterministic case there or in the route's test file.
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
@@ -434,8 +437,7 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
         add(reqOf(op, await target(), `a ${auth}-only key`, { status: 403 }, { auth }));
         // Without the scope the body is nobody's business: 403 whatever it holds, never 400, 413 or 415.
         if (op.body) for (const [kind, body, contentType] of badBodies(auth === "read" || need === "read")) add(reqOf(op, await target(), `a ${auth}-only key and ${kind}`, { status: 403 }, { auth, body, contentType }));
-      }
-      else add(reqOf(op, await baselineOf(op), `a ${auth}-only key`, good, { auth }));
+      } else add(reqOf(op, await baselineOf(op), `a ${auth}-only key`, good, { auth }));
     }
 
     // Methods the path does not answer: 405 with Allow; HEAD and OPTIONS must not fail either.
@@ -532,9 +534,11 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
     return { refusals, others };
   }
 
-  /** Bodies no route could take: they must not decide the answer where the route or the scope already does. */
   const BIG = `{"pad":"${"p".repeat(1_100_000)}"}`;
-  /** The one over 1 MiB only where asked: a megabyte per request is most of the sweep's time otherwise. */
+  /**
+   * Bodies no route could take: they must not decide the answer where the route or the scope already
+   * does. The one over 1 MiB only where asked: a megabyte per request is most of the sweep's time otherwise.
+   */
   const badBodies = (big: boolean): [string, string, string | null][] => [
     ["malformed JSON", '{"x":', "application/json"],
     ["a text/plain body", "plain words", "text/plain"],
