@@ -152,7 +152,8 @@ function valueOf(aggregation: Aggregation, a: Acc): number {
 
 function pick(all: Record<string, string | null>, keys: readonly string[]): Record<string, string | null> {
   const out: Record<string, string | null> = {};
-  for (const k of keys) out[k] = all[k] ?? null;
+  // Own keys only, as in groupPredicate: a key the stored group lacks is null.
+  for (const k of keys) out[k] = Object.hasOwn(all, k) ? (all[k] ?? null) : null;
   return out;
 }
 

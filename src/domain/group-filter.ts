@@ -154,5 +154,6 @@ export function matchesFilter(f: FilterString, v: string | null, likes: Map<stri
 /** A predicate over a bucket's group-by values (null where the event had none). */
 export function groupPredicate(filters: GroupFilters): (values: Readonly<Record<string, string | null>>) => boolean {
   const likes = new Map<string, RegExp>();
-  return (values) => filters.every(([k, f]) => matchesFilter(f, values[k] ?? null, likes));
+  // Own keys only: a stored group may lack a key the meter gained later, and `constructor` is then not Object.
+  return (values) => filters.every(([k, f]) => matchesFilter(f, Object.hasOwn(values, k) ? (values[k] ?? null) : null, likes));
 }

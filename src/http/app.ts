@@ -1,13 +1,11 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { DrizzleQueryError } from "drizzle-orm/errors";
 import { HTTPException } from "hono/http-exception";
-import { LIMITS } from "../domain/cloudevent";
 import { StatementLimitError } from "../db/guard";
 import { customerHealthName } from "../customer/client";
 import { settings } from "../env";
 import { authenticate, RATE_LIMIT_RETRY_AFTER_SECONDS } from "./auth";
 import { allowedMethods } from "./allowed-methods";
-import { jsonBody } from "./body";
 import type { AppEnv } from "./context";
 import { ApiError, problem, zodIssues } from "./errors";
 import { check } from "./check";
@@ -65,8 +63,21 @@ app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http
 // A plain condition rather than hono/combine's except(), which composes a middleware chain per request.
 const authenticateApiKey = authenticate();
 app.use("/api/*", (c, next) => (isPortalQuery(c.req.method, c.req.path) ? next() : authenticateApiKey(c, next)));
-// After authentication, so an unauthenticated caller never gets its body read. Ingest reads its own.
-app.use("/api/*", jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" }));
+// A %-escape that is not two hex digits (%ZZ) or escapes that are not UTF-8 (%C0%AF, %ED%A0%80) name
+// nothing: hono reads such a parameter as the raw text and URLSearchParams as U+FFFD, so
+// `subject=%C0%AF` was the subject "%C0%AF" on one route and "��" (another subject's usage) on the next.
+app.use("/api/*", async (c, next) => {
+  if (c.req.url.includes("%")) {
+    try {
+      decodeURIComponent(c.req.url);
+    } catch {
+      throw new ApiError("bad_request", "the URL has a malformed %-escape: each % must be followed by two hex digits, and the escaped bytes must be UTF-8");
+    }
+  }
+  await next();
+});
+// JSON bodies are gated by requireScope (auth.ts), after routing and the scope: never for an
+// unauthenticated caller, an unknown path or method, or a key without the scope.
 for (const routes of [keys, events, meters, query, reports, subjects, features, entitlements, entitlementHistory, namespaceEntitlements, grants, check, channels, rules, notificationEvents, portal, debug]) app.route("/", routes);
 
 app.notFound((c) => {

@@ -4,6 +4,8 @@ import { database } from "../db/client";
 import { findKeyByHash } from "../db/keys";
 import { findPortalTokenByHash } from "../db/portal";
 import { hex, sha256, sha256Hex, timingSafeEqualText } from "../domain/ids";
+import { LIMITS } from "../domain/cloudevent";
+import { jsonBody } from "./body";
 import type { AppEnv, Principal, Scope } from "./context";
 import { ApiError } from "./errors";
 
@@ -152,7 +154,12 @@ async function rateLimit(c: Context<AppEnv>, keyId: string): Promise<void> {
   }
 }
 
-/** 403 unless the caller's key has `scope` (admin implies every scope). */
+// The JSON body gate runs once the route and the scope are settled, not for every /api request: a path
+// or method that does not exist (404, 405) and a key without the scope (403) are answered whatever the
+// body holds, which is never read for them. Ingest reads its own body, by CloudEvents media types.
+const bodyGate = jsonBody({ maxBytes: LIMITS.bytesPerRequest, skip: (path) => path === "/api/v1/events" });
+
+/** 403 unless the caller's key has `scope` (admin implies every scope); then the JSON body gate. */
 export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
   return async function requireScopeMiddleware(c, next) {
     const p = c.get("principal");
@@ -160,6 +167,6 @@ export function requireScope(scope: Scope): MiddlewareHandler<AppEnv> {
     if (!p.scopes.includes(scope) && !p.scopes.includes("admin")) {
       throw new ApiError("forbidden", `this API key lacks the \`${scope}\` scope`);
     }
-    await next();
+    await bodyGate(c, next);
   };
 }

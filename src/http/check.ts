@@ -60,7 +60,7 @@ check.openapi(
       "admit exactly min(N, L) units. A retried check with the same event (source, id) answers allowed again and consumes nothing. " +
       "A refused check answers 200 with allowed: false and stores nothing.",
     tags: ["Entitlements"],
-    // The body is capped like an ingest request's (LIMITS.bytesPerRequest) by jsonBody in app.ts.
+    // The body is capped like an ingest request's (LIMITS.bytesPerRequest) by requireScope's body gate (auth.ts).
     middleware: [requireScope("ingest")] as const,
     request: { body: { required: true, content: { "application/json": { schema: CheckRequest } } } },
     responses: {

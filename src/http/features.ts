@@ -85,7 +85,8 @@ features.openapi(
       }
       for (const [field, list] of [["meterGroupByFilters", filters], ["advancedMeterGroupByFilters", advanced]] as const) {
         for (const k of Object.keys(list ?? {})) {
-          if (!(k in meter.groupBy)) invalidField(`${field}.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
+          // Own keys: `in` also finds Object.prototype's (a filter on "toString" passed for any meter).
+          if (!Object.hasOwn(meter.groupBy, k)) invalidField(`${field}.${k}`, `${k} is not a group by key of meter ${meter.slug} (it has: ${Object.keys(meter.groupBy).join(", ") || "none"})`);
         }
       }
     } else if (filters || advanced) {

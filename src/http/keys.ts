@@ -39,8 +39,6 @@ const toApi = (r: ApiKeyRow) => ({
 });
 
 export const keys = new OpenAPIHono<AppEnv>();
-keys.use("/api/v1/keys", requireScope("admin"));
-keys.use("/api/v1/keys/*", requireScope("admin"));
 
 keys.openapi(
   createRoute({
@@ -48,6 +46,7 @@ keys.openapi(
     path: "/api/v1/keys",
     summary: "Create an API key (shown once)",
     tags: ["Keys"],
+    middleware: [requireScope("admin")] as const,
     request: { body: { required: true, content: { "application/json": { schema: KeyCreate } } } },
     responses: {
       201: { description: "Created; `key` is the secret and is never shown again.", content: { "application/json": { schema: ApiKey.extend({ key: z.string() }) } } },
@@ -81,6 +80,7 @@ keys.openapi(
     path: "/api/v1/keys",
     summary: "List the namespace's API keys (never their secrets)",
     tags: ["Keys"],
+    middleware: [requireScope("admin")] as const,
     request: { query: z.object({ namespace: Namespace.optional().openapi({ description: "Only for the ADMIN_API_KEY: list another namespace's keys." }) }) },
     responses: { 200: { description: "Keys", content: { "application/json": { schema: z.array(ApiKey) } } }, ...errorResponses("unauthenticated", "forbidden") },
   }),
@@ -98,6 +98,7 @@ keys.openapi(
     path: "/api/v1/keys/{id}",
     summary: "Revoke an API key (the ADMIN_API_KEY may revoke keys of any namespace)",
     tags: ["Keys"],
+    middleware: [requireScope("admin")] as const,
     request: { params: z.object({ id: z.string().min(1).max(64) }) },
     responses: { 204: { description: "Revoked" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
   }),

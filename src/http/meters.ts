@@ -162,7 +162,7 @@ meters.openapi(
 async function keepFilteredKeys(c: Context<AppEnv>, namespace: string, slug: string, groupBy: Record<string, string>): Promise<void> {
   for (const f of await listFeatures(database(c.env.DB), namespace, { includeArchived: false, meterSlugs: [slug] })) {
     const used = [...Object.keys(f.meterGroupByFilters ?? {}), ...Object.keys(f.advancedMeterGroupByFilters ?? {})];
-    const dropped = used.find((k) => !(k in groupBy));
+    const dropped = used.find((k) => !Object.hasOwn(groupBy, k));
     if (dropped !== undefined) {
       throw new ApiError("conflict", `feature ${f.key} filters on group by key ${dropped}, which this update removes; keep the key, or archive the feature first`);
     }

@@ -72,17 +72,22 @@ const REPEATED = new Set(["subject", "groupBy", "filterCustomerId"]);
  */
 export function fromSearchParams(params: URLSearchParams): unknown {
   const out: Record<string, unknown> = {};
-  const filter: Record<string, string[]> = {};
+  // A Map: on a plain object, filterGroupBy[constructor] found Object.prototype.constructor (a 500).
+  const filter = new Map<string, string[]>();
   for (const [k, v] of params) {
     const m = /^filterGroupBy\[(.+)\]$/.exec(k);
-    // Assigning `__proto__` to a plain object is a no-op: the filter would silently vanish and the answer be unfiltered.
+    // A `__proto__` key is lost on the plain objects it passes through later (zod's record parsing
+    // assigns it): the filter would silently vanish and the answer be unfiltered.
     if (m?.[1] === "__proto__") invalidField("filterGroupBy", "__proto__ is not a group by key of any meter");
-    if (m) (filter[m[1]!] ??= []).push(v);
-    else if (REPEATED.has(k)) out[k] = [...((out[k] as string[] | undefined) ?? []), v];
+    if (m) {
+      const list = filter.get(m[1]!);
+      if (list) list.push(v);
+      else filter.set(m[1]!, [v]);
+    } else if (REPEATED.has(k)) out[k] = [...((out[k] as string[] | undefined) ?? []), v];
     else if (k === "advancedMeterGroupByFilters") out[k] = jsonParam(k, v, out[k]);
     else out[k] = v;
   }
-  if (Object.keys(filter).length) out.filterGroupBy = Object.fromEntries(Object.entries(filter).map(([k, vs]) => [k, vs.length === 1 ? vs[0]! : vs]));
+  if (filter.size) out.filterGroupBy = Object.fromEntries([...filter].map(([k, vs]) => [k, vs.length === 1 ? vs[0]! : vs]));
   return out;
 }
 

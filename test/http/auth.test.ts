@@ -16,6 +16,34 @@ describe("authentication", () => {
   });
 });
 
+// The route and the scope decide before the body is read (found by test/e2e/fuzz.e2e.test.ts): the JSON
+// gate used to run for every /api request first, so these answered 400, 413 or 415.
+describe("what is answered before the body is read", () => {
+  const bodies: [label: string, raw: string, type: string][] = [
+    ["malformed JSON", '{"slug":', "application/json"],
+    ["a text/plain body", "plain words", "text/plain"],
+    ["a body over 1 MiB", `{"pad":"${"p".repeat(1_100_000)}"}`, "application/json"],
+  ];
+
+  it("403 for a key without the scope, whatever the body holds", async () => {
+    const { key } = await createKey({ scopes: ["read"] });
+    for (const [, raw, type] of bodies) {
+      expectProblem(await api("POST", "/api/v1/meters", { key, raw, type }), 403, "forbidden");
+      expectProblem(await api("POST", "/api/v1/keys", { key, raw, type }), 403, "forbidden");
+      expectProblem(await api("POST", "/api/v1/check", { key, raw, type }), 403, "forbidden");
+    }
+  });
+
+  it("404 for an unknown path and 405 for a method the path does not answer, whatever the body holds", async () => {
+    for (const [, raw, type] of bodies) {
+      expectProblem(await api("POST", "/api/v1/no-such-route", { raw, type }), 404, "not_found");
+      expectProblem(await api("PUT", "/api/v1/meters", { raw, type }), 405, "method_not_allowed");
+      expectProblem(await api("PATCH", "/api/v1/keys/some-key-id", { raw, type }), 405, "method_not_allowed");
+      expectProblem(await api("PUT", "/api/v1/check", { raw, type }), 405, "method_not_allowed");
+    }
+  });
+});
+
 describe("API keys", () => {
   it("returns the secret once; the list never shows it; D1 stores only its SHA-256", async () => {
     const created = await createKey({ name: "ci", scopes: ["ingest"] });

@@ -125,6 +125,19 @@ describe("hostile but valid input is counted exactly", () => {
     expect(only.data.map((r: { value: number }) => r.value)).toEqual([1]);
   });
 
+  it("group keys named like Object.prototype members filter by GET filterGroupBy[key]", async () => {
+    const slug = "hostile_proto_keys";
+    const type = "hostile_proto";
+    await createMeter({ slug, eventType: type, aggregation: "SUM", valueProperty: "$.v", groupBy: { constructor: "$.c", toString: "$.t" } });
+    const subject = "hostile-proto-keys";
+    const res = await api("POST", "/api/v1/events", { body: [ev({ subject, type, data: { v: 1, c: "x" } }), ev({ subject, type, data: { v: 2, c: "y", t: "x" } }), ev({ subject, type, data: { v: 4 } })] });
+    expect(res.body, res.text).toMatchObject({ accepted: 3, rejected: [] });
+    const sum = async (qs: string) => (await ok(`/api/v1/meters/${slug}/query?subject=${subject}&${qs}`)).data.reduce((a: number, r: { value: number }) => a + r.value, 0);
+    expect(await sum("filterGroupBy[constructor]=x")).toBe(1);
+    expect(await sum("filterGroupBy[toString]=x")).toBe(2);
+    expect(await sum("filterGroupBy[constructor]=x&filterGroupBy[constructor]=y")).toBe(3);
+  });
+
   it("numeric strings, -0, negatives and the largest accepted magnitude", async () => {
     const subject = "hostile-numbers";
     const res = await api("POST", "/api/v1/events", {

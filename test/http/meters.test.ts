@@ -150,4 +150,13 @@ describe("PUT /api/v1/meters/{idOrSlug} (OpenMeter's MeterUpdate replaces)", () 
       expect((await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "n" } })).status).toBe(200);
     }
   });
+
+  it("refuses (409) to drop a filtered group by key named like an Object.prototype member too", async () => {
+    const slug = uid("kept_proto");
+    await createMeter({ slug, eventType: uid("kept_p"), aggregation: "SUM", valueProperty: "$.tokens", groupBy: { constructor: "$.c" } });
+    const key = uid("kfp");
+    expect((await api("POST", "/api/v1/features", { body: { key, name: key, meterSlug: slug, meterGroupByFilters: { constructor: "a" } } })).status).toBe(201);
+    expectProblem(await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "n" } }), 409, "conflict");
+    expect((await api("GET", `/api/v1/meters/${slug}`)).body.groupBy).toEqual({ constructor: "$.c" });
+  });
 });

@@ -50,6 +50,24 @@ describe("routes", () => {
     expect(Object.keys(doc.paths["/api/v1/meters/{meterIdOrSlug}/query"])).toEqual(expect.arrayContaining(["get", "post"]));
     expect(doc.components.schemas).toHaveProperty("Problem");
   });
+
+  it("every pattern in /openapi.json is a plain regex a value can match (no JavaScript flags written into it)", async () => {
+    const doc = (await api("GET", "/openapi.json", { key: null })).body;
+    const patterns: string[] = [];
+    const walk = (o: unknown): void => {
+      if (Array.isArray(o)) o.forEach(walk);
+      else if (o && typeof o === "object") for (const [k, v] of Object.entries(o)) k === "pattern" && typeof v === "string" ? patterns.push(v) : walk(v);
+    };
+    walk(doc);
+    expect(patterns.length).toBeGreaterThan(0);
+    for (const p of patterns) {
+      expect(() => new RegExp(p, "u"), p).not.toThrow();
+      // A regex literal's flags copied into the pattern ("…$/i") leave a pattern no value satisfies.
+      expect(p, p).not.toMatch(/\$\/[dgimsuvy]+$/);
+    }
+    const contentType = doc.components.schemas.Event.properties.datacontenttype;
+    if (contentType.pattern) expect(new RegExp(contentType.pattern, "u").test("application/json")).toBe(true);
+  });
 });
 
 describe("subjects and events", () => {
