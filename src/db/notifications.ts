@@ -7,6 +7,7 @@ import { notificationChannels, notificationEvents, notificationRules, subjects }
 export type ChannelRow = typeof notificationChannels.$inferSelect;
 export type RuleRow = typeof notificationRules.$inferSelect;
 export type NotificationEventRow = typeof notificationEvents.$inferSelect;
+type NotificationEventInsert = typeof notificationEvents.$inferInsert;
 
 export const toChannelDef = (r: ChannelRow): ChannelDef => ({
   id: r.id,
@@ -102,7 +103,7 @@ export async function rulesUsingChannel(db: Db, namespace: string, channelId: st
   return rows.map((r) => r.id);
 }
 
-export async function upsertNotificationEvents(db: Db, rows: NotificationEventRow[]): Promise<void> {
+export async function upsertNotificationEvents(db: Db, rows: NotificationEventInsert[]): Promise<void> {
   if (rows.length === 0) return;
   // One statement per row (a dozen parameters each) in one batch: far below the 100-parameter limit.
   await db.batch(

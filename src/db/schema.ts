@@ -193,6 +193,8 @@ export const notificationEvents = sqliteTable(
     createdAt: integer("created_at").notNull(),
     payload: text("payload", { mode: "json" }).$type<unknown>().notNull(),
     deliveries: text("deliveries", { mode: "json" }).$type<unknown[]>().notNull(),
+    // OpenMeter's system annotations; set only on a rule test's event (`notification.rule.test`).
+    annotations: text("annotations", { mode: "json" }).$type<Record<string, unknown> | null>(),
   },
   (t) => [index("notification_events_ns_time").on(t.namespace, t.createdAt)],
 );

@@ -8,6 +8,7 @@ import type { AppEnv } from "./context";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, paginated, sortQuery } from "./pagination";
 import { featureKeys, toRuleApi } from "./notification-rules";
+import { RULE_TEST_ANNOTATION } from "./notification-sample";
 
 export const NotificationEventSchema = z
   .object({
@@ -17,6 +18,7 @@ export const NotificationEventSchema = z
     rule: z.record(z.string(), z.unknown()),
     deliveryStatus: z.array(z.record(z.string(), z.unknown())),
     payload: z.record(z.string(), z.unknown()),
+    annotations: z.record(z.string(), z.unknown()).optional().openapi({ description: "Set by the system: `notification.rule.test` marks a rule test's event." }),
   })
   .openapi("NotificationEvent");
 
@@ -37,6 +39,7 @@ async function toApi(env: AppEnv["Bindings"], namespace: string, events: readonl
       rule: rule ? toRuleApi(rule, keys) : { id: r.ruleId },
       deliveryStatus: r.deliveries as Record<string, unknown>[],
       payload: r.payload as Record<string, unknown>,
+      ...(r.annotations ? { annotations: r.annotations } : {}),
     };
   });
 }
@@ -132,11 +135,13 @@ notificationEvents.openapi(
         ),
       },
     },
-    responses: { 202: { description: "Queued for delivery" }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+    responses: { 202: { description: "Queued for delivery" }, ...errorResponses("validation_failed", "bad_request", "unauthenticated", "forbidden", "not_found") },
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
     const row = await mustFind(c.env, namespace, c.req.valid("param").eventId);
+    // A rule test's event was sent once, from the Worker: no subject's object holds it to send again.
+    if (row.annotations?.[RULE_TEST_ANNOTATION]) throw new ApiError("bad_request", `notification event ${row.id} is a rule test's: it is not resent; test the rule again`);
     const channels = [...new Set(c.req.valid("json")?.channels ?? [])];
     // A channel the event was never sent to cannot be resent to: say so rather than resend to the others alone.
     const sentTo = new Set((row.deliveries as { channel?: { id?: string } }[]).map((d) => d.channel?.id));

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
 import { findFeature, listFeatures } from "../db/features";
-import { findRule, listChannelsQuery, listRulesQuery, saveRule, toChannelDef, toRuleDef, type RuleRow } from "../db/notifications";
+import { findRule, listChannelsQuery, listRulesQuery, saveRule, toChannelDef, toRuleDef, upsertNotificationEvents, type RuleRow } from "../db/notifications";
 import { ruleAppliesTo } from "../domain/notification";
 import { send } from "../customer/outbox";
 import { classifyResponse } from "../domain/backoff";
@@ -15,7 +15,7 @@ import type { AppEnv } from "./context";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, page, paginated, sortQuery, sortRows } from "./pagination";
-import { samplePayload } from "./notification-sample";
+import { RULE_TEST_ANNOTATION, samplePayload } from "./notification-sample";
 
 const ThresholdSchema = z
   .object({ type: z.enum(["usage_value", "usage_percentage", "balance_value", "NUMBER", "PERCENT"]), value: amount().min(0) })
@@ -256,7 +256,7 @@ rules.openapi(
   createRoute({
     method: "post",
     path: "/api/v1/notification/rules/{ruleId}/test",
-    summary: "Send a test notification to the rule's channels (one signed attempt each, not retried)",
+    summary: "Send a test notification to the rule's channels (one signed attempt each, not retried; kept as an event)",
     tags: ["Notifications"],
     middleware: [requireScope("admin")] as const,
     request: { params: Id },
@@ -286,7 +286,12 @@ rules.openapi(
     );
     const keys = rule.features.length ? await featureKeys(c.env, namespace) : undefined;
     // OpenMeter marks a test event with this annotation; its payload has the real payload's shape.
-    const annotations = { "notification.rule.test": true };
+    const annotations = { [RULE_TEST_ANNOTATION]: true };
+    // Kept like any notification event (as OpenMeter keeps it), so GET /notification/events shows it.
+    const { subject, feature: f } = payload.data;
+    await upsertNotificationEvents(database(c.env.DB), [
+      { id, namespace, ruleId: rule.id, type: rule.type, subject: subject.key, featureKey: f.key, featureId: f.id, createdAt: now, payload, deliveries: deliveryStatus, annotations },
+    ]);
     return c.json({ id, type: rule.type, createdAt: iso(now), rule: toRuleApi(rule, keys), deliveryStatus, payload, annotations }, 201);
   },
 );

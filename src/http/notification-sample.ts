@@ -12,6 +12,9 @@ const DAY = 86_400_000;
 const GRANTED = 100;
 const USED = 80;
 
+/** OpenMeter's annotation on a rule test's event. */
+export const RULE_TEST_ANNOTATION = "notification.rule.test";
+
 /**
  * What `POST /rules/{id}/test` sends: a payload of the rule's own type with OpenMeter's shape
  * (NotificationEventBalanceThresholdPayload / ResetPayload), so a receiver can be tested with the

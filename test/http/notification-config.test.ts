@@ -147,5 +147,14 @@ describe("notification rules", () => {
     const verified = new Webhook(secret).verify(got[0]!.body, got[0]!.headers) as { id: string; type: string };
     expect(verified).toMatchObject({ id: res.body.id, type: "entitlements.balance.threshold" });
     expect(got[0]!.headers["svix-signature"]).toBe(got[0]!.headers["webhook-signature"]);
+
+    // Kept as OpenMeter keeps it: listed and found by id with its annotation, but not resent.
+    const kept = await api("GET", `/api/v1/notification/events/${res.body.id}`);
+    expect(kept.status, kept.text).toBe(200);
+    expect(kept.body).toMatchObject({ id: res.body.id, type: "entitlements.balance.threshold", rule: { id: rule.id }, annotations: { "notification.rule.test": true }, payload: res.body.payload });
+    expect(kept.body.deliveryStatus[0]).toMatchObject({ state: "SUCCESS", channel: { id: ch.id } });
+    const listed = await api("GET", `/api/v1/notification/events?rule=${rule.id}`);
+    expect(listed.body.items.map((e: { id: string }) => e.id)).toEqual([res.body.id]);
+    expectProblem(await api("POST", `/api/v1/notification/events/${res.body.id}/resend`, { body: {} }), 400, "bad_request");
   });
 });
