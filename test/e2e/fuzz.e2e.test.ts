@@ -12,7 +12,8 @@ import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
 import { startReceiver, type Receiver } from "./webhook-receiver.mjs";
-import { bodyMutations, dateTexts, decoded, deref, firstInvalid, malformedEscape, mapFields, nested, operations, pathValues, prng, queryValues, valid, validQuery, type BodyMutation, type Expect, type Operation, type Schema } from "./fuzz-gen";
+import { bodyMutations, dateTexts, decoded, malformedEscape, mapFields, nested, pathValues, prng, queryValues, type BodyMutation, type Expect } from "./fuzz-gen";
+import { deref, firstInvalid, operations, valid, validQuery, type Operation, type Schema } from "./fuzz-schema";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_611);
 /** Values sampled per body field, query and path parameter: the sweep stays near 5,000 requests, ~30 s. */
