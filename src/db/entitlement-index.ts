@@ -1,6 +1,6 @@
 import { and, asc, count, desc, eq, inArray, isNull, or, sql, type SQL } from "drizzle-orm";
 import type { Db } from "./client";
-import { entitlementIndex } from "./schema";
+import { entitlementIndex, features } from "./schema";
 
 export type EntitlementIndexRow = typeof entitlementIndex.$inferSelect;
 
@@ -56,4 +56,19 @@ export async function listEntitlementIndex(db: Db, namespace: string, q: Entitle
     db.select({ n: count() }).from(entitlementIndex).where(and(...where)),
   ]);
   return { rows, total: total[0]?.n ?? 0 };
+}
+
+/**
+ * Up to `limit` index rows of live entitlements whose feature (archived or not) is metered by the
+ * meter `slug`, oldest first. A row may be stale (a create that failed after indexing, a deletion
+ * whose mark failed): callers confirm with the subject's object.
+ */
+export async function liveEntitlementsOfMeter(db: Db, namespace: string, slug: string, limit: number) {
+  return db
+    .select({ id: entitlementIndex.id, subject: entitlementIndex.subject, featureKey: entitlementIndex.featureKey })
+    .from(entitlementIndex)
+    .innerJoin(features, and(eq(features.namespace, entitlementIndex.namespace), eq(features.id, entitlementIndex.featureId)))
+    .where(and(eq(entitlementIndex.namespace, namespace), isNull(entitlementIndex.deletedAt), eq(features.meterSlug, slug)))
+    .orderBy(asc(entitlementIndex.createdAt), asc(entitlementIndex.id))
+    .limit(limit);
 }

@@ -86,6 +86,19 @@ export async function upsertSubjects(db: Db, namespace: string, items: readonly 
   return results.map((rows) => rows[0]!);
 }
 
+/**
+ * The stored currentPeriodStart/End of the subjects named, by key (absent keys are left out). One
+ * statement whatever the count: the keys travel as one bound JSON string (100 parameters at most).
+ */
+export async function storedPeriods(db: Db, namespace: string, keys: readonly string[]): Promise<Map<string, { start: number | null; end: number | null }>> {
+  if (!keys.length) return new Map();
+  const rows = await db
+    .select({ key: subjects.key, start: subjects.currentPeriodStart, end: subjects.currentPeriodEnd })
+    .from(subjects)
+    .where(and(eq(subjects.namespace, namespace), sql`${subjects.key} IN (SELECT value FROM json_each(${JSON.stringify(keys)}))`));
+  return new Map(rows.map((r) => [r.key, { start: r.start, end: r.end }]));
+}
+
 /** By key, else by id (OpenMeter's `{subjectIdOrKey}`). */
 export async function findSubject(db: Db, namespace: string, idOrKey: string): Promise<SubjectRow | undefined> {
   const rows = await db.select().from(subjects).where(and(eq(subjects.namespace, namespace), or(eq(subjects.key, idOrKey), eq(subjects.id, idOrKey))));

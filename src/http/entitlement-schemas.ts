@@ -159,7 +159,17 @@ export const GrantCreateSchema = z
     metadata: Metadata.optional(),
     recurrence: z.unknown().optional().openapi({ description: "Not supported: a grant with a recurrence is refused (400)." }),
   })
-  .openapi("EntitlementGrantCreateInput");
+  .superRefine((g, ctx) => {
+    // A reset keeps min(max, max(min, balance)): with min above max the minimum never applies. Both
+    // default to 0 (OpenMeter's defaults), so a minRolloverAmount given alone is the usual way in.
+    const min = g.minRolloverAmount ?? 0;
+    const max = g.maxRolloverAmount ?? 0;
+    if (min > max) {
+      const maxText = g.maxRolloverAmount === undefined ? "maxRolloverAmount (0 when left out)" : `maxRolloverAmount (${max})`;
+      ctx.addIssue({ code: "custom", path: ["minRolloverAmount"], message: `above ${maxText}: a reset keeps at most the maximum, so this minimum would never apply` });
+    }
+  })
+  .openapi("EntitlementGrantCreateInput", { description: "minRolloverAmount may not exceed maxRolloverAmount (both default to 0)." });
 
 export const GrantSchema = z
   .object({

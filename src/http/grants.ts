@@ -32,7 +32,8 @@ grants.openapi(
     summary: "Issue a grant for a metered entitlement",
     description:
       "Burn order as OpenMeter documents: priority (lower first), then nearest expiry, then creation. effectiveAt is truncated to the " +
-      "minute and may not be before the current usage period. At a reset a grant keeps min(maxRolloverAmount, max(minRolloverAmount, balance)). " +
+      "minute and may not be before the current usage period. At a reset a grant keeps min(maxRolloverAmount, max(minRolloverAmount, balance)); " +
+      "a minRolloverAmount above maxRolloverAmount (0 when left out) would never apply and is refused (400). " +
       "Recurring grants are not supported.",
     tags: ["Entitlements"],
     middleware: [requireScope("admin")] as const,

@@ -14,6 +14,7 @@ import { ms } from "./entitlement-schemas";
 import { optionalPage, pageRange } from "./pagination";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
+import { refuseMeterInUse } from "./meter-in-use";
 
 export const MeterSchema = z
   .object({
@@ -220,14 +221,17 @@ meters.openapi(
     method: "delete",
     path: "/api/v1/meters/{meterIdOrSlug}",
     summary: "Delete a meter",
+    description:
+      "409 while a live feature uses the meter (archive it first), or a live entitlement of an archived feature does (delete it first), as OpenMeter refuses it.",
     tags: ["Meters"],
     middleware: [requireScope("admin")] as const,
     request: { params: IdOrSlug },
-    responses: { 204: { description: "Deleted" }, ...errorResponses("unauthenticated", "forbidden", "not_found") },
+    responses: { 204: { description: "Deleted" }, ...errorResponses("unauthenticated", "forbidden", "not_found", "conflict") },
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
     const row = await mustFind(c, namespace, c.req.valid("param").meterIdOrSlug);
+    await refuseMeterInUse(c, namespace, row.slug);
     await deleteMeter(database(c.env.DB), namespace, row.id, Date.now());
     forgetNamespaceConfig(namespace);
     return c.body(null, 204);

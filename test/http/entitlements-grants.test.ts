@@ -82,6 +82,17 @@ describe("grants", () => {
     expectProblem(await grant(s, { amount: 1, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 }, recurrence: { interval: "DAY" } }), 400, "validation_failed");
     expectProblem(await grant(s, { amount: 0, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 } }), 400, "validation_failed");
     expectProblem(await grant(s, { amount: 1, effectiveAt: isoAt(Date.now()) }), 400, "validation_failed");
+    // min above max would never apply (a reset keeps at most max); max defaults to 0 when left out.
+    const day = { amount: 10, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 } };
+    for (const rollover of [{ minRolloverAmount: 6, maxRolloverAmount: 5 }, { minRolloverAmount: 5 }]) {
+      const inverted = await grant(s, { ...day, ...rollover });
+      expectProblem(inverted, 400, "validation_failed");
+      expect(inverted.body.errors.map((e: { field: string }) => e.field)).toEqual(["minRolloverAmount"]);
+    }
+    expect((await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.feature}/grants`)).body).toEqual([]);
+    for (const rollover of [{ minRolloverAmount: 5, maxRolloverAmount: 5 }, { maxRolloverAmount: 5 }, { minRolloverAmount: 0 }]) {
+      expect((await grant(s, { ...day, ...rollover })).status).toBe(201);
+    }
     const reader = await createKey({ scopes: ["read"] });
     const denied = await api("POST", `/api/v1/subjects/${s.subject}/entitlements/${s.feature}/grants`, { key: reader.key, body: { amount: 1, effectiveAt: isoAt(Date.now()), expiration: { duration: "DAY", count: 1 } } });
     expectProblem(denied, 403, "forbidden");

@@ -1,5 +1,7 @@
+import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { api, createKey, createMeter, event, expectProblem, ingestOk, queryMeter, rows, total, uid } from "../helpers/api";
+import { setup as setupEntitlement } from "../helpers/entitlements";
 
 /** OpenMeter's listMeters parameters, and meter date-times the API cannot read. */
 
@@ -158,5 +160,38 @@ describe("PUT /api/v1/meters/{idOrSlug} (OpenMeter's MeterUpdate replaces)", () 
     expect((await api("POST", "/api/v1/features", { body: { key, name: key, meterSlug: slug, meterGroupByFilters: { constructor: "a" } } })).status).toBe(201);
     expectProblem(await api("PUT", `/api/v1/meters/${slug}`, { body: { name: "n" } }), 409, "conflict");
     expect((await api("GET", `/api/v1/meters/${slug}`)).body.groupBy).toEqual({ constructor: "$.c" });
+  });
+});
+
+describe("DELETE /api/v1/meters/{meterIdOrSlug} while in use (OpenMeter: 409)", () => {
+  it("refuses while a live feature uses the meter, then while a live entitlement of the archived feature does", async () => {
+    const s = await setupEntitlement();
+    const del = () => api("DELETE", `/api/v1/meters/${s.meter}`);
+    const byFeature = await del();
+    expectProblem(byFeature, 409, "conflict");
+    expect(byFeature.body.detail).toContain(s.feature);
+
+    expect((await api("DELETE", `/api/v1/features/${s.feature}`)).status).toBe(204);
+    const byEntitlement = await del();
+    expectProblem(byEntitlement, 409, "conflict");
+    expect(byEntitlement.body.detail).toContain(s.entitlement.id);
+    expect((await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/value`)).status).toBe(200);
+
+    expect((await api("DELETE", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}`)).status).toBe(204);
+    expect((await del()).status).toBe(204);
+  });
+
+  it("skips and repairs an index row whose object holds no such entitlement", async () => {
+    const s = await setupEntitlement({ entitlement: null });
+    const featureId = (await api("GET", `/api/v1/features/${s.feature}`)).body.id;
+    expect((await api("DELETE", `/api/v1/features/${s.feature}`)).status).toBe(204);
+    // What a create that failed after indexing leaves behind.
+    const ghost = "01JGHOST0000000000000000AA";
+    await env.DB.prepare("INSERT INTO entitlement_index (id, namespace, subject, feature_id, feature_key, type, created_at) VALUES (?, 'default', ?, ?, ?, 'metered', 0)")
+      .bind(ghost, s.subject, featureId, s.feature)
+      .run();
+    expect((await api("DELETE", `/api/v1/meters/${s.meter}`)).status).toBe(204);
+    const row = await env.DB.prepare("SELECT deleted_at FROM entitlement_index WHERE id = ?").bind(ghost).first<{ deleted_at: number | null }>();
+    expect(row?.deleted_at).not.toBeNull();
   });
 });

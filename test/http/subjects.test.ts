@@ -91,6 +91,29 @@ describe("subjects (OpenMeter's upsert, get and delete)", () => {
     }
   });
 
+  it("refuses a currentPeriodStart after currentPeriodEnd, one given alone against the stored other, and stores no item of that request", async () => {
+    const key = uid("reversed");
+    const other = uid("bystander");
+    const expectField = (res: Awaited<ReturnType<typeof upsert>>, field: string) => {
+      expectProblem(res, 400, "validation_failed");
+      expect(res.body.errors.map((e: { field: string }) => e.field)).toEqual([field]);
+    };
+    expectField(await upsert([{ key: other, displayName: "not stored" }, { key, currentPeriodStart: "2024-02-01T00:00:00Z", currentPeriodEnd: "2024-01-01T00:00:00Z" }]), "1.currentPeriodStart");
+    expectProblem(await api("GET", `/api/v1/subjects/${other}`), 404, "not_found");
+
+    // An empty period (start = end) is not reversed.
+    expect((await upsert([{ key, currentPeriodStart: "2024-01-01T00:00:00Z", currentPeriodEnd: "2024-01-01T00:00:00Z" }])).status).toBe(200);
+    expect((await upsert([{ key, currentPeriodEnd: "2024-02-01T00:00:00Z" }])).status).toBe(200);
+    expectField(await upsert([{ key: other }, { key, currentPeriodStart: "2024-03-01T00:00:00Z" }]), "1.currentPeriodStart");
+    expectField(await upsert([{ key, currentPeriodEnd: "2023-12-31T23:59:59.999Z" }]), "0.currentPeriodEnd");
+    expectProblem(await api("GET", `/api/v1/subjects/${other}`), 404, "not_found");
+    expect((await api("GET", `/api/v1/subjects/${key}`)).body).toMatchObject({ currentPeriodStart: "2024-01-01T00:00:00.000Z", currentPeriodEnd: "2024-02-01T00:00:00.000Z" });
+
+    // Moving both together past the stored end is a consistent period.
+    const moved = await upsert([{ key, currentPeriodStart: "2024-03-01T00:00:00Z", currentPeriodEnd: "2024-04-01T00:00:00Z" }]);
+    expect(moved.body[0]).toMatchObject({ currentPeriodStart: "2024-03-01T00:00:00.000Z", currentPeriodEnd: "2024-04-01T00:00:00.000Z" });
+  });
+
   it("lists every subject without parameters (OpenMeter), past one D1 page; limit and after still page", async () => {
     const admin = await createKey({ scopes: ["admin"], namespace: uid("ns_every") });
     await seedSubjects(admin.namespace, "s", 2_345);
