@@ -1,8 +1,7 @@
 import { BucketAccumulator, readAll, type BucketDelta, type MeterEvent, type MeterSet, type UniqueEntry } from "../domain/metering";
 import { addToBuckets } from "./buckets";
-import { insertIgnoringStored, insertIgnoringStoredExcept, keepIf, MAX_WHOLE_JSON, rowOf, storedIndexes, storedPositionsOfIds } from "./event-log";
+import { insertIgnoringStored, keepIf, MAX_WHOLE_JSON, rowOf, storedIndexes, storedPositionsOfIds } from "./event-log";
 import { MAX_FUTURE_MS, type DedupeHint, type IngestOutcome } from "./ingest";
-import type { RecentIds } from "./recent-ids";
 import type { Sql } from "./sql";
 
 /**
@@ -112,47 +111,30 @@ export function fromRows(batch: EventRows): MeterEvent[] {
 /**
  * A batch with a plan that applies (same meter version as this Durable Object's, every time inside
  * its window): stored with one INSERT that dedupes as it writes, preceded by a SELECT of the stored
- * ids when duplicates are likely (as ingest.ts storeNew decides). Ids that `recent` knows are stored
- * are duplicates without either statement visiting them. The writes are kept only if the INSERT
- * stored exactly the events not known or found stored: otherwise (a guess that missed, or an event
- * repeated within the batch) they are rolled back and the result is null — the caller then runs
- * ingestBatch. Inside the caller's transaction, like ingestBatch; the caller hands `stored` to
- * `recent` once that transaction has committed.
+ * ids when duplicates are likely (as ingest.ts storeNew decides). The writes are kept only if the
+ * INSERT stored exactly the events the SELECT did not find: otherwise (a guess that missed, or an
+ * event repeated within the batch) they are rolled back and the result is null — the caller then
+ * runs ingestBatch. Inside the caller's transaction, like ingestBatch.
  */
-export function ingestPlanned(sql: Sql, batch: EventRows, metersVersion: number, now: number, retentionMs: number, hint: DedupeHint, recent?: RecentIds): PlannedOutcome | null {
+export function ingestPlanned(sql: Sql, batch: EventRows, metersVersion: number, now: number, retentionMs: number, hint: DedupeHint): IngestOutcome | null {
   const p = batch.planV2;
   if (!p || p.version !== metersVersion || batch.rows.length > MAX_WHOLE_JSON) return null;
   if (p.minTime < now - retentionMs || p.maxTime > now + MAX_FUTURE_MS) return null;
-  const ids = recent && p.ids !== undefined ? (JSON.parse(p.ids) as string[]) : undefined;
-  const known = ids ? recent!.knownPositions(p.source!, ids) : [];
-  const skip = known.length > 0 ? JSON.stringify(known) : undefined;
   const attempt = (careful: boolean): Set<number> | null => {
-    const seen = new Set<number>(known);
+    let seen: Set<number> = new Set();
     const kept = keepIf(sql, () => {
-      if (careful) {
-        const found = p.ids !== undefined ? storedPositionsOfIds(sql, p.source!, p.ids, skip) : storedIndexes(sql, [batch.rows], "position");
-        for (const f of found) seen.add(f);
-      }
-      const written = skip === undefined ? insertIgnoringStored(sql, [batch.rows], now) : insertIgnoringStoredExcept(sql, batch.rows, skip, now);
-      return written === p.count - seen.size;
+      if (careful) seen = p.ids !== undefined ? storedPositionsOfIds(sql, p.source!, p.ids) : storedIndexes(sql, [batch.rows], "position");
+      return insertIgnoringStored(sql, [batch.rows], now) === p.count - seen.size;
     });
     return kept ? seen : null;
   };
-  // Known duplicates skipped, the rest is probably new unless the last batch had duplicates memory did not know.
-  const optimistic = known.length > 0 ? !hint.unknownDuplicates : !hint.duplicatesLikely;
-  let seen = optimistic ? attempt(false) : null;
+  let seen = hint.duplicatesLikely ? null : attempt(false);
   if (!seen) seen = attempt(true);
   if (!seen) return null;
   hint.duplicatesLikely = seen.size > 0;
-  hint.unknownDuplicates = seen.size > known.length;
   const buckets = seen.size === 0 ? BucketAccumulator.of(p.deltas, p.uniques) : freshBuckets(p, seen);
   addToBuckets(sql, buckets.deltas(), buckets.uniques());
-  return { accepted: p.count - seen.size, duplicates: seen.size, rejected: [], buckets, ...(ids ? { stored: { source: p.source!, ids } } : {}) };
-}
-
-/** Every event of a planned batch is stored once it commits: `stored` names them for RecentIds. */
-export interface PlannedOutcome extends IngestOutcome {
-  stored?: { source: string; ids: readonly string[] };
+  return { accepted: p.count - seen.size, duplicates: seen.size, rejected: [], buckets };
 }
 
 /** The plan's readings of the events not in `stored` (positions), added up as ingestBatch would. */

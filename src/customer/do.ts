@@ -5,8 +5,7 @@ import { minuteOf } from "../domain/windows";
 import { settings, type Env } from "../env";
 import { readBuckets, readUniques } from "./buckets";
 import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
-import { fromRows, ingestPlanned, type EventRows, type PlannedOutcome } from "./batch";
-import { RecentIds } from "./recent-ids";
+import { fromRows, ingestPlanned, type EventRows } from "./batch";
 import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from "./ingest";
 import { Jobs } from "./jobs";
 import { applyConfig, isStaleConfig, loadMeters, type ConfigRef, type StaleConfig } from "./meters";
@@ -64,8 +63,6 @@ export class CustomerDO extends DurableObject<Env> {
   protected readonly startedAt = Date.now();
   /** Picks the cheaper way to dedupe the next batch (src/customer/ingest.ts storeNew). */
   protected readonly dedupe: DedupeHint = { duplicatesLikely: false };
-  /** Ids committed by this instance, so that re-sent ones skip the dedupe index (recent-ids.ts). */
-  protected readonly recent = new RecentIds();
   protected alarms = 0;
   private registered = false;
 
@@ -86,9 +83,8 @@ export class CustomerDO extends DurableObject<Env> {
   async ingest(id: Identity, config: ConfigRef, batch: EventRows | MeterEvent[]): Promise<IngestResult | StaleConfig> {
     this.claim(id);
     const now = Date.now();
-    let planned: PlannedOutcome | null = null;
     const outcome = this.synced(config, () => {
-      planned = Array.isArray(batch) ? null : ingestPlanned(this.sql, batch, this.meters.version, now, this.retentionMs(), this.dedupe, this.recent);
+      const planned = Array.isArray(batch) ? null : ingestPlanned(this.sql, batch, this.meters.version, now, this.retentionMs(), this.dedupe);
       const o =
         planned ??
         ingestBatch(this.sql, this.meters.set, Array.isArray(batch) ? batch : fromRows(batch), now, this.retentionMs(), this.dedupe, Array.isArray(batch) ? undefined : batch.rows);
@@ -96,8 +92,6 @@ export class CustomerDO extends DurableObject<Env> {
       return o;
     });
     if (isStaleConfig(outcome)) return outcome;
-    const stored = (planned as PlannedOutcome | null)?.stored;
-    if (stored) this.recent.add(stored.source, stored.ids);
     if (outcome.accepted > 0) await this.afterWrite(now);
     return { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected };
   }
@@ -301,7 +295,6 @@ export class CustomerDO extends DurableObject<Env> {
     await this.jobs.run({
       prune: (now) => {
         forgetOldWindows(this.sql, now, this.retentionMs());
-        this.recent.clear();
         return pruneEvents(this.sql, minuteOf(now - this.retentionMs())) > 0 ? now + PRUNE_EVERY_MS : null;
       },
       deliver: (now) => this.notifier.deliver(now),

@@ -43,38 +43,12 @@ export function storedIndexes(sql: Sql, chunks: Iterable<string>, by: "index" | 
   return found;
 }
 
-/**
- * Positions in `ids` (a JSON array of ids, all of `source`) of the ids stored, leaving out the
- * positions in `skip` (a JSON array, known stored already). Reads only.
- */
-export function storedPositionsOfIds(sql: Sql, source: string, ids: string, skip?: string): Set<number> {
+/** Positions in `ids` (a JSON array of ids, all of `source`) of the ids stored. Reads only. */
+export function storedPositionsOfIds(sql: Sql, source: string, ids: string): Set<number> {
   const found = new Set<number>();
-  const cursor =
-    skip === undefined
-      ? sql.exec<{ i: number }>("SELECT key AS i FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = ? AND id = value)", ids, source)
-      : sql.exec<{ i: number }>(
-          "SELECT key AS i FROM jsonb_each(jsonb(?)) WHERE key NOT IN (SELECT value FROM json_each(?)) AND EXISTS (SELECT 1 FROM events WHERE source = ? AND id = value)",
-          ids,
-          skip,
-          source,
-        );
+  const cursor = sql.exec<{ i: number }>("SELECT key AS i FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = ? AND id = value)", ids, source);
   for (const row of cursor) found.add(row.i);
   return found;
-}
-
-/**
- * insertIgnoringStored for one JSON string of rows, leaving out the rows at the positions in `skip`
- * (a JSON array): known duplicates, whose index entries the conflict check need not visit.
- */
-export function insertIgnoringStoredExcept(sql: Sql, rows: string, skip: string, now: number): number {
-  return sql.exec(
-    `INSERT INTO events (source, id, time, type, data, ingested_at)
-     SELECT value->>0, value->>1, value->>2, value->>3, value->>4, ? FROM jsonb_each(jsonb(?)) WHERE key NOT IN (SELECT value FROM json_each(?))
-     ON CONFLICT (source, id) DO NOTHING`,
-    now,
-    rows,
-    skip,
-  ).rowsWritten;
 }
 
 export const chunksOf = (events: readonly MeterEvent[]) => jsonChunks(events.map(rowOf));

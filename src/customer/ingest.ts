@@ -98,8 +98,6 @@ type Readable = { ev: MeterEvent; readings: Reading[] };
 /** Per Durable Object: whether the last batch had duplicates, which picks the dedupe strategy. */
 export interface DedupeHint {
   duplicatesLikely: boolean;
-  /** Whether the last planned batch had duplicates that RecentIds did not know (batch.ts ingestPlanned). */
-  unknownDuplicates?: boolean;
 }
 
 /**
