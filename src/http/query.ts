@@ -173,9 +173,15 @@ export function respond(c: Context<AppEnv>, spec: FoldSpec, data: QueryResult["d
   return c.json(result, 200);
 }
 
+/**
+ * Subjects and group-by values come from event data, which end users often shape. A text cell starting
+ * with = + - @, tab or carriage return is a formula to Excel, LibreOffice and Google Sheets, where a
+ * billing team opens these exports: such cells get a leading ' (OWASP's "CSV injection" advice), which
+ * spreadsheets show as text. Numbers are written as numbers.
+ */
 function csvField(v: string | number | null): string {
   if (v === null) return "";
-  const s = String(v);
+  const s = typeof v === "number" ? String(v) : /^[=+\-@\t\r]/.test(v) ? `'${v}` : v;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 
