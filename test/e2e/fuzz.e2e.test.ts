@@ -355,7 +355,11 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       `/api/v1/events?subject=${S}&limit=100`,
       `/api/v1/meters/${COUNT}/query?subject=${S}&from=${FROM}&to=${TO}`,
       `/api/v1/meters/${TOKENS}/query?subject=${S}&from=${FROM}&to=${TO}`,
-      ...[S, "fz-side", "fz-reset", "fz-grant"].flatMap((s) => [`/api/v1/subjects/${s}/entitlements?includeDeleted=true`, `/api/v1/subjects/${s}/entitlements/${FEATURE}/value`]),
+      ...[S, "fz-side", "fz-reset", "fz-grant"].map((s) => `/api/v1/subjects/${s}/entitlements?includeDeleted=true`),
+      // Not fz-grant's value: a grant accepted with an effectiveAt a minute ahead (an edge date the
+      // mutations use) moves its balance when that minute comes, refused request or not. A grant
+      // stored by a refused request shows in the grants list above.
+      ...[S, "fz-side", "fz-reset"].map((s) => `/api/v1/subjects/${s}/entitlements/${FEATURE}/value`),
     ]) out[url] = await get(url);
     return out;
   }
