@@ -330,6 +330,17 @@ export function bodyMutations(doc: Schema, schema: Schema, fresh: () => unknown,
   return out;
 }
 
+/** Percent-encodings a query value and a path parameter both get: non-ASCII, NUL, and escapes that name no UTF-8 text. */
+function escapeValues(unique: () => string): [string, string][] {
+  return [
+    ["unicode", encodeURIComponent(`ü😀${unique()}`)],
+    ["%00", "a%00b"],
+    ["%ZZ", "%ZZ"],
+    ["a lone surrogate %ED%A0%80", "%ED%A0%80"],
+    ["an overlong %C0%AF", "%C0%AF"],
+  ];
+}
+
 /** Query values to try for one parameter; each is [kind, raw (already percent-encoded) values]. */
 export function queryValues(unique: () => string): [string, string[]][] {
   return [
@@ -342,11 +353,7 @@ export function queryValues(unique: () => string): [string, string[]][] {
     ["NaN", ["NaN"]],
     ["2^53+1", ["9007199254740993"]],
     ["8,000 characters", ["q".repeat(8000)]],
-    ["unicode", [encodeURIComponent(`ü😀${unique()}`)]],
-    ["%00", ["a%00b"]],
-    ["%ZZ", ["%ZZ"]],
-    ["a lone surrogate %ED%A0%80", ["%ED%A0%80"]],
-    ["an overlong %C0%AF", ["%C0%AF"]],
+    ...escapeValues(unique).map(([kind, v]): [string, string[]] => [kind, [v]]),
     ["an encoded slash and dots", ["..%2F..%2Fx"]],
     ["__proto__", ["__proto__"]],
     ["a JSON object", [encodeURIComponent('{"$eq":"x"}')]],
@@ -368,11 +375,7 @@ export function pathValues(unique: () => string): [string, string][] {
     ["an encoded backslash", "a%5Cb"],
     ["a dot", "."],
     ["encoded dots", "%2E%2E"],
-    ["unicode", encodeURIComponent(`ü😀${unique()}`)],
-    ["%00", "a%00b"],
-    ["%ZZ", "%ZZ"],
-    ["a lone surrogate %ED%A0%80", "%ED%A0%80"],
-    ["an overlong %C0%AF", "%C0%AF"],
+    ...escapeValues(unique),
     ["__proto__", "__proto__"],
     ["constructor", "constructor"],
     ["a space", "a%20b"],

@@ -8,6 +8,13 @@
 // FUZZ_SEED=<n> runs another sweep; FUZZ_VERBOSE=1 lists the mutated requests that were accepted
 // (valid input, or worth a look). Beyond the hand-written corpus in test/http/hostile-corpus.ts:
 // each defect found here got a deterministic case there or in the route's test file.
+//
+// The file in reading order, one suite whose parts share the gateway, the ledger and the failures list
+// (each part starts at a "// ----" line): sending and judging (one request, its expected status, the
+// problem+json and schema checks); what the sweep sends (the ledger of acknowledged events, a valid
+// baseline per operation); the state a refused request must not change; setup; the sweep (`plan`: an
+// operation's refusals and other mutations); the two tests. The mutations themselves are in
+// fuzz-gen.ts, the reading of the OpenAPI document and its schema checks in fuzz-schema.ts.
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
@@ -16,7 +23,7 @@ import { bodyMutations, dateTexts, decoded, malformedEscape, mapFields, nested, 
 import { deref, firstInvalid, operations, valid, validQuery, type Operation, type Schema } from "./fuzz-schema";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_611);
-/** Values sampled per body field, query and path parameter: the sweep stays near 5,000 requests, ~30 s. */
+/** Values sampled per body field, query and path parameter: the sweep stays near 6,000 requests, ~30 s. */
 const PER_FIELD = 5;
 const QUERY_PER_PARAM = 7;
 const PATH_PER_PARAM = 8;
