@@ -3,7 +3,7 @@
 // workerd's native code — SQLite, its write-ahead log, the kernel — where the V8 profile of
 // `npm run bench:profile` sees JavaScript only. Each case: a 5 s run to warm its subjects up, then a
 // measured run recorded at 999 Hz; prints the runtime's CPU per request by where it went. The
-// figures of README "Performance" (1,000 subjects) come from here.
+// figures of docs/performance.md (1,000 subjects) come from here.
 //
 //   npx node bench/perf-subjects.mjs [--subjects 1000] [--seconds 35]
 //

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // CPU profile of the gateway under ingest load: where the runtime's time goes, by function. The tool
-// the hot-path work of README "Performance" was done with.
+// the hot-path work of docs/performance.md was done with.
 //
 //   npm run bench:profile -- [--batch 1000] [--subjects 1] [--ids ordered|uuid] [--dup 0.2]
 //                            [--seconds 8] [--path /api/v1/events|/bench/parse-only] [--top 25]

@@ -77,7 +77,7 @@ export function targets(f) {
   const decide = lr["POST /api/v1/check (decide only)"].p99;
   const noop = lr["GET /healthz/do (no-op DO RPC)"].p99;
   // The p50s beside each p99 verdict: a p99 ratio moves with the no-op's tail on a shared machine,
-  // the p50 ratio much less (README "Performance", check).
+  // the p50 ratio much less (docs/performance.md, check).
   const p50s = (kind) => {
     const k = lr[kind].p50;
     const n = lr["GET /healthz/do (no-op DO RPC)"].p50;

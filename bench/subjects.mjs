@@ -8,7 +8,7 @@
 //   SNAPSHOT_INTERVAL_SECONDS=3600 npx node bench/subjects.mjs      # flushes after the window
 //
 // --rounds N measures N windows in a row on the same subjects: how throughput changes as the
-// customers' databases age (README "Performance", 1,000 subjects).
+// customers' databases age (docs/performance.md, 1,000 subjects).
 import { parseArgs } from "node:util";
 import { startGateway } from "../test/e2e/harness.mjs";
 import { load1, startLoad } from "./lib.mjs";

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // What single steps of a quota check cost inside workerd, measured rather than read off a V8
-// profile (which overstates small functions on the request path: README "Performance"). A fresh
+// profile (which overstates small functions on the request path: docs/performance.md). A fresh
 // `npm run serve` gateway runs each step n times in one request (GET /bench/repeat, on with
 // BENCH_PARSE_ONLY); the time of that request minus the time of the
 // same request with n = 1, divided by n, is one step. workerd's clock stands still while JavaScript

@@ -9,7 +9,7 @@ import type { Sql } from "./sql";
  *
  * `rows`: one JSON string of `[source, id, time, type, data, index]` (event-log.ts). A string crosses
  * the RPC boundary as one copy, where 1,000 event objects cost a structured clone each way (measured
- * ~3 µs per event, README "Performance"); and the same string is what the INSERT reads, so the
+ * ~3 µs per event, docs/performance.md); and the same string is what the INSERT reads, so the
  * Durable Object never rebuilds it.
  *
  * `planV2`: the batch metered by the Worker with the meters of config `version`, present only when
@@ -47,7 +47,7 @@ export interface BatchPlan {
   /**
    * When every event has the same source: it, and the ids as one JSON array (by position). Looking
    * up stored ids from this is ~2× cheaper than from `rows` (bench/sqlite-ids.mjs), which matters to batches that
-   * carry re-sent events (README "Performance").
+   * carry re-sent events (docs/performance.md).
    */
   source?: string;
   ids?: string;

@@ -58,7 +58,7 @@ export function ingestBatch(
   }
 
   // Read first, then store the new ones (storeNew: usually one INSERT … ON CONFLICT DO NOTHING that
-  // also does the dedupe, README "Performance").
+  // also does the dedupe, docs/performance.md).
   const readable: Readable[] = [];
   const unreadable: { ev: MeterEvent; reason: string }[] = [];
   for (const ev of inWindow) {
@@ -106,7 +106,7 @@ export interface DedupeHint {
  * - optimistic (no duplicates lately): one INSERT … ON CONFLICT DO NOTHING, which dedupes as it
  *   writes; rowsWritten says whether all or none were new. A mix is rolled back (a savepoint) and
  *   redone the careful way. RETURNING would name the new rows, but reading 1,000 rows back cost more
- *   than the SELECT below (measured: README "Performance").
+ *   than the SELECT below (measured: docs/performance.md).
  * - careful (duplicates lately): a SELECT of the ids already stored, then the same INSERT.
  * A duplicate writes nothing either way.
  */

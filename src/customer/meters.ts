@@ -18,7 +18,7 @@ export interface ConfigSnapshot {
 /**
  * What an RPC names the namespace's definitions by: usually the version alone, which the object
  * already holds (or a newer one); the whole snapshot only when the object answered StaleConfig.
- * Cloning the snapshot into every RPC cost more than the rest of a check (README "Performance").
+ * Cloning the snapshot into every RPC cost more than the rest of a check (docs/performance.md).
  */
 export type ConfigRef = ConfigSnapshot | { version: number; meters?: undefined };
 

@@ -64,7 +64,7 @@ export class Sql {
    * A value read from storage, kept across statements and RPCs until a writer `forget`s its key (or a
    * prefix of it). Every memo is dropped when a transaction rolls back, since the rows it was read
    * from, or the writes made to it in place, may have been undone. The hot path's reads of
-   * entitlements, grants and fired thresholds go through here (README "Performance").
+   * entitlements, grants and fired thresholds go through here (docs/performance.md).
    */
   memo<T>(key: string, load: () => T): T {
     const memos = this.validMemos();
@@ -110,7 +110,7 @@ export class Sql {
    * Runs `fn` without a transaction while it only reads (SELECT); at its first other statement or
    * nested transaction, before that runs, it is stopped, its memory is dropped as after a rollback,
    * and it runs again as one transaction. A transaction costs the runtime ~80 µs even with no
-   * statement in it, and a quota decision usually reads only memos (README "Performance", row 20).
+   * statement in it, and a quota decision usually reads only memos (docs/performance.md, row 20).
    * Nothing outside SQL may be changed by `fn` before its first write: it may run twice.
    */
   readsFirst<T>(fn: () => T): T {

@@ -111,7 +111,7 @@ const attrOk = (v: unknown, max: number): boolean =>
 
 /**
  * True when `cloudEventSchema` surely accepts the event, decided without zod: zod's parse of 1,000
- * events (and its copy of each) was the largest cost of an ingest request (README "Performance").
+ * events (and its copy of each) was the largest cost of an ingest request (docs/performance.md).
  * Only a yes is trusted: anything else goes through the schema, which also words the errors.
  * For such an event the schema's output equals the input (a loose object passes through; `data` is
  * a plain object of a JSON body), so the input is used as is. test/domain/cloudevent-fast.test.ts

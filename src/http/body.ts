@@ -23,7 +23,7 @@ export async function readCappedText(req: Request, maxBytes: number): Promise<st
   if (!req.body) return "";
   // Framed by Content-Length (at most maxBytes, checked above; workerd holds the body to it): read
   // whole in one native call. Chunk by chunk cost ~1 ms more per 1,000-event request (41 reads of
-  // ~4 KB; README "Performance"). An earlier "Cannot perform I/O on behalf of a different request"
+  // ~4 KB; docs/performance.md). An earlier "Cannot perform I/O on behalf of a different request"
   // under load was the config cache sharing a pending D1 read (src/db/config.ts), not this read.
   let bytes: Uint8Array;
   try {

@@ -69,7 +69,7 @@ describe("the Durable Object's Sql wrapper", () => {
 });
 
 describe("what a Durable Object's SQLite refuses", () => {
-  // README "Performance" (duplicates): the page cache cannot be tuned from code.
+  // docs/performance.md (duplicates): the page cache cannot be tuned from code.
   it("PRAGMA cache_size, read or set, is not authorised", async () => {
     const errors = await inDO((sql) =>
       ["PRAGMA cache_size", "PRAGMA cache_size = -20000"].map((q) => {
