@@ -18,7 +18,6 @@ export const problems = {
   conflict: { status: 409, title: "Conflict" },
   payload_too_large: { status: 413, title: "Payload Too Large" },
   unsupported_media_type: { status: 415, title: "Unsupported Media Type" },
-  not_acceptable: { status: 406, title: "Not Acceptable" },
   rate_limited: { status: 429, title: "Too Many Requests" },
   internal: { status: 500, title: "Internal Server Error" },
   retry_batch: { status: 503, title: "Service Unavailable" },
