@@ -181,6 +181,11 @@ export class Notifier {
     for (const channelId of report.gone) {
       const ch = this.channels.get(channelId);
       if (ch) ch.disabled = true;
+      // Their notification events change too: D1's copy would otherwise list them as pending forever.
+      this.sql.exec(
+        "UPDATE notifications SET version = version + 1 WHERE id IN (SELECT notification_id FROM deliveries WHERE channel_id = ? AND state IN ('PENDING','RESENDING'))",
+        channelId,
+      );
       this.sql.exec(
         "UPDATE deliveries SET state = 'FAILED', reason = 'channel disabled: receiver answered 410 Gone', next_attempt_at = NULL WHERE channel_id = ? AND state IN ('PENDING','RESENDING')",
         channelId,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { customerStub, ingestOk } from "../helpers/api";
+import { api, customerStub, ingestOk } from "../helpers/api";
 import { setup, usage } from "../helpers/entitlements";
 import { eventually, notifyOn, outbox, received } from "../helpers/notifications";
 
@@ -22,4 +22,28 @@ describe("deliveries changed while an attempt is in flight", () => {
     expect(done[0]).toMatchObject({ state: "SUCCESS", attempts: 1 });
   }, 15_000);
 
+  it("a 410 that fails a channel's other pending deliveries updates their notification events in D1 too", async () => {
+    const s = await setup({ entitlement: LIMIT });
+    const { channel } = await notifyOn(s, [{ type: "usage_value", value: 10 }, { type: "usage_value", value: 20 }], "?fail=1&status=503");
+    await ingestOk([usage(s, { tokens: 10 })]);
+    // The first notification's first attempt fails; its retry waits ~5 s, and D1 lists it as pending.
+    const [first] = await eventually(() => outbox(s.subject), (r) => r[0]?.attempts === 1);
+    expect(first).toMatchObject({ state: "PENDING", attempts: 1 });
+    const listed = await eventually(() => api("GET", `/api/v1/notification/events/${first!.id}`), (r) => r.body?.deliveryStatus?.[0]?.state === "PENDING");
+    expect(listed.body.deliveryStatus[0].state).toBe("PENDING");
+
+    // The receiver is gone by the time the second notification is sent: 410 disables the channel.
+    const put = await api("PUT", `/api/v1/notification/channels/${channel.id}`, {
+      body: { type: "WEBHOOK", name: channel.name, url: channel.url.replace(/\?.*$/, "?gone=1"), signingSecret: channel.signingSecret },
+    });
+    expect(put.status, put.text).toBe(200);
+    await ingestOk([usage(s, { tokens: 10 })]);
+    const rows = await eventually(() => outbox(s.subject), (r) => r.length === 2 && r.every((d) => d.state === "FAILED"));
+    expect(rows.map((r) => r.state)).toEqual(["FAILED", "FAILED"]);
+
+    // D1's copy of the first notification must say so as well, not "pending" with a retry that never comes.
+    const after = await eventually(() => api("GET", `/api/v1/notification/events/${first!.id}`), (r) => r.body?.deliveryStatus?.[0]?.state === "FAILED", 3000);
+    expect(after.body.deliveryStatus[0]).toMatchObject({ state: "FAILED" });
+    expect(after.body.deliveryStatus[0].nextAttempt).toBeUndefined();
+  }, 15_000);
 });
