@@ -19,6 +19,8 @@ import type { Sql } from "./sql";
 import type { Identity } from "./do";
 
 const MIRROR_RETRY_MS = 30_000;
+/** Notifications copied to D1 per delivery run (one D1 batch). */
+const MIRROR_PAGE = 50;
 const FIRED = "fired:";
 /** Meta flag: some payload was written before the subject's D1 row was known. */
 const INCOMPLETE = "subject_incomplete";
@@ -194,7 +196,10 @@ export class Notifier {
     }
     const mirrored = await this.mirror();
     const next = nextDue(this.sql, policy);
-    return mirrored ? next : Math.min(next ?? Infinity, Date.now() + MIRROR_RETRY_MS);
+    // Changed notifications left over (a 410 can fail more deliveries than one copy carries) are
+    // copied on the next run, even when no delivery is due any more.
+    if (mirrored === "more") return Date.now();
+    return mirrored === "done" ? next : Math.min(next ?? Infinity, Date.now() + MIRROR_RETRY_MS);
   }
 
   private policy(): DeliveryPolicy {
@@ -202,14 +207,15 @@ export class Notifier {
     return { timeoutMs: s.WEBHOOK_TIMEOUT_MS, retryScale: s.WEBHOOK_RETRY_SCALE };
   }
 
-  /** Copies changed notifications (absolute values) to D1 for namespace-wide listing; false if D1 failed. */
-  async mirror(): Promise<boolean> {
+  /** Copies changed notifications (absolute values) to D1 for namespace-wide listing, up to MIRROR_PAGE of them. */
+  async mirror(): Promise<"done" | "more" | "failed"> {
     const who = this.identity();
-    if (!who) return true;
+    if (!who) return "done";
     const rows = this.sql.all<{ id: string; rule_id: string; type: string; created_at: number; payload: string; feature_key: string | null; version: number }>(
-      "SELECT id, rule_id, type, created_at, payload, feature_key, version FROM notifications WHERE version > mirrored_version LIMIT 50",
+      "SELECT id, rule_id, type, created_at, payload, feature_key, version FROM notifications WHERE version > mirrored_version LIMIT ?",
+      MIRROR_PAGE,
     );
-    if (rows.length === 0) return true;
+    if (rows.length === 0) return "done";
     const deliveries = (id: string) =>
       this.sql.all<DeliveryRow>("SELECT * FROM deliveries WHERE notification_id = ?", id).map((d) => ({
         channel: { id: d.channel_id, type: "WEBHOOK" },
@@ -240,11 +246,11 @@ export class Notifier {
       );
     } catch (e) {
       console.error("notification mirror to D1 failed; will retry", e);
-      return false;
+      return "failed";
     }
     // After the sends, off their path: details upserted since registration show in the next payload.
     await refreshSubject(this.sql, this.env, who).catch((e) => console.error("reading the subject's D1 row failed", e));
     for (const r of rows) this.sql.exec("UPDATE notifications SET mirrored_version = ? WHERE id = ?", r.version, r.id);
-    return true;
+    return rows.length < MIRROR_PAGE ? "done" : "more";
   }
 }

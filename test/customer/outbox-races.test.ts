@@ -1,3 +1,4 @@
+import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { api, customerStub, ingestOk } from "../helpers/api";
 import { setup, usage } from "../helpers/entitlements";
@@ -46,4 +47,35 @@ describe("deliveries changed while an attempt is in flight", () => {
     expect(after.body.deliveryStatus[0]).toMatchObject({ state: "FAILED" });
     expect(after.body.deliveryStatus[0].nextAttempt).toBeUndefined();
   }, 15_000);
+  it("more notification events than one mirror run copies (a 410 failing many pending deliveries) all reach D1", async () => {
+    const s = await setup({ entitlement: LIMIT });
+    const { channel } = await notifyOn(s, [{ type: "usage_value", value: 10 }], "?gone=1");
+    await ingestOk([usage(s, { tokens: 1 })]);
+    // 60 earlier notifications whose deliveries to the channel wait for a retry far ahead.
+    const later = Date.now() + 3_600_000;
+    await runInDurableObject(customerStub(s.subject), (_, st) => {
+      for (let i = 0; i < 60; i++) {
+        const id = `01JZZZZZZZZZZZZZZZZZZZ${String(i).padStart(4, "0")}`;
+        st.storage.sql.exec("INSERT INTO notifications (id, rule_id, type, created_at, payload, version, mirrored_version) VALUES (?, 'r', 'entitlements.balance.threshold', ?, ?, 1, 1)", id, Date.now(), JSON.stringify({ id }));
+        st.storage.sql.exec(
+          "INSERT INTO deliveries (notification_id, channel_id, state, reason, attempts, next_attempt_at, log, updated_at) VALUES (?, ?, 'PENDING', 'retrying', 1, ?, '[]', ?)",
+          id,
+          channel.id,
+          later,
+          Date.now(),
+        );
+      }
+    });
+    await ingestOk([usage(s, { tokens: 10 })]);
+    const rows = await eventually(() => outbox(s.subject), (r) => r.length === 61 && r.every((d) => d.state === "FAILED"));
+    expect(rows.filter((r) => r.state === "FAILED")).toHaveLength(61);
+    const listed = await eventually(
+      () => api("GET", `/api/v1/notification/events?subject=${s.subject}&pageSize=100`),
+      (r) => r.body?.totalCount === 61 && r.body.items.every((e: any) => e.deliveryStatus[0]?.state === "FAILED"),
+      5000,
+    );
+    expect(listed.body.totalCount).toBe(61);
+    expect(listed.body.items.filter((e: any) => e.deliveryStatus[0]?.state !== "FAILED")).toEqual([]);
+  }, 15_000);
+
 });
