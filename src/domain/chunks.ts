@@ -18,3 +18,21 @@ export function* jsonChunks(rows: readonly unknown[], maxBytes = 1_000_000): Gen
   }
   if (parts.length > 0) yield `[${parts.join(",")}]`;
 }
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** The length of `s` in UTF-8 bytes, without encoding it (a lone surrogate as U+FFFD, 3 bytes, as TextEncoder writes it). */
+export function utf8Length(s: string): number {
+  if (!NON_ASCII.test(s)) return s.length;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
