@@ -2,10 +2,14 @@ import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { Sql } from "../../src/customer/sql";
 import { MAX_STRING_BYTES, StatementLimitError } from "../../src/db/guard";
-import { customerStub, uid } from "../helpers/api";
+import { jsonChunks } from "../../src/domain/chunks";
+import { api, createMeter, customerStub, event, ingestOk, rows, uid } from "../helpers/api";
 
 // Production caps a string (a bound parameter included) at 2 MB, counted in UTF-8 bytes; the local
 // runtime does not (DESIGN invariant 6), so the guard must make such a statement fail here.
+const utf8 = (s: string) => new TextEncoder().encode(s).byteLength;
+/** A group-by value of 300,000 CJK characters: 900 KB in UTF-8, so one event fits in a 1 MiB request. */
+const wide = (c: string) => c.repeat(300_000);
 
 describe("bound strings stay under 2 MB in UTF-8", () => {
   it("the guard refuses a bound string over 2 MB in UTF-8 bytes (not characters)", async () => {
@@ -20,5 +24,35 @@ describe("bound strings stay under 2 MB in UTF-8", () => {
       }
     });
     expect(outcome).toEqual({ fits: MAX_STRING_BYTES, over: "guard" });
+  });
+
+  it("jsonChunks measures its chunks in UTF-8 bytes", () => {
+    const chunks = [...jsonChunks([wide("\u4e00"), wide("\u4e01"), wide("\u4e02")])];
+    for (const c of chunks) expect(utf8(c)).toBeLessThanOrEqual(1_000_000);
+    expect(chunks.map((c) => JSON.parse(c)).flat()).toEqual([wide("\u4e00"), wide("\u4e01"), wide("\u4e02")]);
+  });
+
+  it("an event with a wide non-ASCII group value, read by three meters, is counted (one bucket row each)", async () => {
+    const type = uid("wide");
+    const slugs = [uid("w"), uid("w"), uid("w")];
+    for (const slug of slugs) await createMeter({ slug, eventType: type, aggregation: "COUNT", groupBy: { name: "$.name" } });
+    const subject = uid("wide");
+    const body = [event({ type, subject, data: { name: wide("\u4e00") } })];
+    expect(utf8(JSON.stringify(body))).toBeLessThan(1024 * 1024);
+    expect(await ingestOk(body)).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    for (const slug of slugs) expect((await rows(slug, { subject })).map((r) => r.value)).toEqual([1]);
+  });
+
+  it("a meter change re-meters retained events with wide non-ASCII group values", async () => {
+    const type = uid("wide");
+    const slug = uid("w");
+    await createMeter({ slug, eventType: type, aggregation: "COUNT", groupBy: { name: "$.name" } });
+    const subject = uid("wide");
+    for (const c of ["\u4e00", "\u4e01", "\u4e02"]) expect((await ingestOk([event({ type, subject, data: { name: wide(c), kind: "k" } })])).accepted).toBe(1);
+    const put = await api("PUT", `/api/v1/meters/${slug}`, { body: { groupBy: { name: "$.name", kind: "$.kind" } } });
+    expect(put.status, put.text).toBe(200);
+    // The next call carries the new definition: the object re-meters the three events in its transaction.
+    expect(await ingestOk([event({ type, subject, data: { name: "short", kind: "k" } })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect((await rows(slug, { subject, groupBy: "kind" })).map((r) => r.value)).toEqual([4]);
   });
 });
