@@ -4,6 +4,7 @@ import { Sql } from "../../src/customer/sql";
 import { MAX_STRING_BYTES, StatementLimitError } from "../../src/db/guard";
 import { jsonChunks } from "../../src/domain/chunks";
 import { api, createMeter, customerStub, event, ingestOk, rows, uid } from "../helpers/api";
+import { setup } from "../helpers/entitlements";
 
 // Production caps a string (a bound parameter included) at 2 MB, counted in UTF-8 bytes; the local
 // runtime does not (DESIGN invariant 6), so the guard must make such a statement fail here.
@@ -55,4 +56,28 @@ describe("bound strings stay under 2 MB in UTF-8", () => {
     expect(await ingestOk([event({ type, subject, data: { name: "short", kind: "k" } })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
     expect((await rows(slug, { subject, groupBy: "kind" })).map((r) => r.value)).toEqual([4]);
   });
+  // JSON.stringify writes 1e20 as 100000000000000000000: an event of 1 MiB sent is 4 MB stored. Such an
+  // event must be refused with a reason, not fail its subject's transaction on every resend (503).
+  const swollen = (s: { eventType: string; subject: string }, id: string) =>
+    `{"specversion":"1.0","id":"${id}","source":"test","type":"${s.eventType}","subject":"${s.subject}","data":{"tokens":1,"n":[${Array(190_000).fill("1e20").join(",")}]}}`;
+
+  it("an event whose numbers written out pass 2 MB is rejected by reason; the rest of its batch is counted", async () => {
+    const s = await setup({ entitlement: null });
+    const raw = `[${swollen(s, uid("big"))},${JSON.stringify(event({ type: s.eventType, subject: s.subject, data: { tokens: 2 } }))}]`;
+    expect(raw.length).toBeLessThan(1024 * 1024);
+    const res = await api("POST", "/api/v1/events", { raw, type: "application/cloudevents-batch+json" });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 1, duplicates: 0, rejected: [{ index: 0, reason: expect.stringMatching(/bytes/) }] });
+    expect((await rows(s.meter, { subject: s.subject })).map((r) => r.value)).toEqual([2]);
+  });
+
+  it("a check recording such an event answers 400, not 500", async () => {
+    const s = await setup({ entitlement: { isSoftLimit: true } });
+    const raw = `{"subject":"${s.subject}","feature":"${s.feature}","event":${swollen(s, uid("big"))}}`;
+    expect(raw.length).toBeLessThan(1024 * 1024);
+    const res = await api("POST", "/api/v1/check", { raw });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.detail).toMatch(/bytes/);
+  });
+
 });
