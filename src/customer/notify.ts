@@ -10,6 +10,7 @@ import { liveMetered, toRecord, type EntitlementRow } from "./entitlements";
 import { grantsOf } from "./grants";
 import type { Jobs } from "./jobs";
 import { deliverDue, enqueue, nextDue, type DeliveryPolicy, type DeliveryRow } from "./outbox";
+import { jsonChunks } from "../domain/chunks";
 import { getMeta, setMeta } from "./schema";
 import { featureDef } from "./features";
 import { registerOnce, refreshSubject, storedSubject } from "./subject";
@@ -24,6 +25,13 @@ const MIRROR_PAGE = 50;
 const FIRED = "fired:";
 /** Meta flag: some payload was written before the subject's D1 row was known. */
 const INCOMPLETE = "subject_incomplete";
+/** Meta keys of the notification definitions: one row per rule and per channel (configure). */
+const RULE_DEF = "notify:rule:";
+const CHANNEL_DEF = "notify:channel:";
+const DEFS_FROM = "notify:";
+const DEFS_TO = "notify;";
+/** Where objects kept all rules and channels as one value before. */
+const LEGACY_DEFS = "notify";
 
 /**
  * Threshold and reset notifications of one customer. Crossings are found inside the ingest/check
@@ -46,16 +54,41 @@ export class Notifier {
 
   /** The definitions as stored: at start, and after a transaction that configured newer ones rolled back. */
   reload(): void {
-    const stored = getMeta<string>(this.sql, "notify");
-    if (stored) this.load(JSON.parse(stored) as { rules: RuleDef[]; channels: ChannelDef[] });
-    else this.load({ rules: [], channels: [] });
+    // An object configured before definitions had a row each holds them as one value until its next config.
+    const legacy = getMeta<string>(this.sql, LEGACY_DEFS);
+    if (legacy) return this.load(JSON.parse(legacy) as { rules: RuleDef[]; channels: ChannelDef[] });
+    const c: { rules: RuleDef[]; channels: ChannelDef[] } = { rules: [], channels: [] };
+    for (const [key, def] of this.storedDefs()) {
+      if (key.startsWith(RULE_DEF)) c.rules.push(JSON.parse(def) as RuleDef);
+      else c.channels.push(JSON.parse(def) as ChannelDef);
+    }
+    this.load(c);
   }
 
-  /** A newer definition set arrived (inside the sync transaction). */
+  /**
+   * A newer definition set arrived (inside the sync transaction). Each rule and channel is a meta row
+   * of its own, written only when it changed: as one value, a namespace's definitions passed
+   * production's 2 MB per string (62 channels of 32 one-KB custom headers did), and every call of
+   * every subject of the namespace failed from then on.
+   */
   configure(rules: readonly RuleDef[] | undefined, channels: readonly ChannelDef[] | undefined): void {
     if (!rules || !channels) return;
-    setMeta(this.sql, "notify", JSON.stringify({ rules, channels }));
+    const next = new Map<string, RuleDef | ChannelDef>([...rules.map((r) => [RULE_DEF + r.id, r] as const), ...channels.map((ch) => [CHANNEL_DEF + ch.id, ch] as const)]);
+    const stored = this.storedDefs();
+    const gone = [...stored.keys()].filter((key) => !next.has(key));
+    if (getMeta(this.sql, LEGACY_DEFS) !== undefined) gone.push(LEGACY_DEFS);
+    for (const keys of jsonChunks(gone)) this.sql.exec("DELETE FROM meta WHERE key IN (SELECT value FROM json_each(?))", keys);
+    const changed = [...next].filter(([key, def]) => stored.get(key) !== JSON.stringify(def));
+    for (const rows of jsonChunks(changed)) {
+      this.sql.exec("INSERT INTO meta (key, value) SELECT value->>0, value->1 FROM json_each(?) WHERE true ON CONFLICT(key) DO UPDATE SET value = excluded.value", rows);
+    }
     this.load({ rules: [...rules], channels: [...channels] });
+  }
+
+  /** The stored rule and channel rows, by meta key, in key order (so rules keep D1's order by id). */
+  private storedDefs(): Map<string, string> {
+    const rows = this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key > ? AND key < ? ORDER BY key", DEFS_FROM, DEFS_TO);
+    return new Map(rows.map((r) => [r.key, r.value]));
   }
 
   private load(c: { rules: RuleDef[]; channels: ChannelDef[] }): void {

@@ -1,10 +1,13 @@
-import { runInDurableObject } from "cloudflare:test";
+import { evictDurableObject, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import type { CustomerDO } from "../../src/customer/do";
+import type { Notifier } from "../../src/customer/notify";
 import { Sql } from "../../src/customer/sql";
 import { MAX_STRING_BYTES, StatementLimitError } from "../../src/db/guard";
 import { jsonChunks } from "../../src/domain/chunks";
 import { api, createMeter, customerStub, event, ingestOk, rows, uid } from "../helpers/api";
-import { setup } from "../helpers/entitlements";
+import { setup, usage } from "../helpers/entitlements";
+import { eventually, notifyOn, received } from "../helpers/notifications";
 
 // Production caps a string (a bound parameter included) at 2 MB, counted in UTF-8 bytes; the local
 // runtime does not (DESIGN invariant 6), so the guard must make such a statement fail here.
@@ -78,6 +81,67 @@ describe("bound strings stay under 2 MB in UTF-8", () => {
     const res = await api("POST", "/api/v1/check", { raw });
     expect(res.status, res.text).toBe(400);
     expect(res.body.detail).toMatch(/bytes/);
+  });
+
+  it("a namespace whose webhook channels together pass 2 MB still counts and notifies, also after an eviction", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 100 } });
+    const { name } = await notifyOn(s, [{ type: "usage_value", value: 1 }, { type: "usage_value", value: 2 }]);
+    // 62 channels with 32 custom headers of 1 KB each (valid, if generous): 2 MB of definitions.
+    const customHeaders = Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`x-token-${i}`, "t".repeat(1024)]));
+    for (let i = 0; i < 62; i++) {
+      const r = await api("POST", "/api/v1/notification/channels", { body: { type: "WEBHOOK", name: `wide-${i}`, url: `https://receiver.test/hooks/${uid("wide")}`, customHeaders } });
+      expect(r.status, r.text).toBe(201);
+    }
+    expect(await ingestOk([usage(s, { tokens: 1 })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(await eventually(() => received(name), (r) => r.length === 1)).toHaveLength(1);
+    // A new instance reads the definitions back from storage (the call names only the version it holds).
+    await evictDurableObject(customerStub(s.subject));
+    expect(await ingestOk([usage(s, { tokens: 1 })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
+    expect(await eventually(() => received(name), (r) => r.length === 2)).toHaveLength(2);
+  }, 30_000);
+
+  it("definitions stored as one value (by an object from before) are read, and replaced by rows at the next config", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 100 } });
+    const { name } = await notifyOn(s, [{ type: "usage_value", value: 1 }, { type: "usage_value", value: 2 }]);
+    expect((await ingestOk([usage(s, { tokens: 1 })])).accepted).toBe(1);
+    await eventually(() => received(name), (r) => r.length === 1);
+    const stub = customerStub(s.subject);
+    const rowsOf = () => runInDurableObject(stub, (_, st) => st.storage.sql.exec<{ key: string }>("SELECT key FROM meta WHERE key LIKE 'notify%' ORDER BY key").toArray().map((r) => r.key));
+    // What the previous code left: every rule and channel in one meta value.
+    await runInDurableObject(stub, (_, st) => {
+      const defs = st.storage.sql.exec<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key > 'notify:' AND key < 'notify;'").toArray();
+      const pick = (prefix: string) => defs.filter((d) => d.key.startsWith(prefix)).map((d) => JSON.parse(d.value));
+      st.storage.sql.exec("DELETE FROM meta WHERE key > 'notify:' AND key < 'notify;'");
+      st.storage.sql.exec("INSERT INTO meta (key, value) VALUES ('notify', ?)", JSON.stringify({ rules: pick("notify:rule:"), channels: pick("notify:channel:") }));
+    });
+    expect(await rowsOf()).toEqual(["notify"]);
+    await evictDurableObject(stub);
+    expect((await ingestOk([usage(s, { tokens: 1 })])).accepted).toBe(1);
+    expect(await eventually(() => received(name), (r) => r.length === 2)).toHaveLength(2);
+    // A definition change reaches the object: the single value gives way to a row per definition.
+    const other = await api("POST", "/api/v1/notification/channels", { body: { type: "WEBHOOK", name: "later", url: `https://receiver.test/hooks/${uid("later")}` } });
+    expect(other.status, other.text).toBe(201);
+    expect((await ingestOk([usage(s, { tokens: 1 })])).accepted).toBe(1);
+    const keys = await rowsOf();
+    expect(keys).not.toContain("notify");
+    expect(keys.filter((k) => k.startsWith("notify:channel:"))).toContain(`notify:channel:${other.body.id}`);
+    expect(keys.filter((k) => k.startsWith("notify:rule:")).length).toBeGreaterThan(0);
+  }, 30_000);
+
+  it("a config that changes no rule or channel rewrites none of their rows", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 100 } });
+    await notifyOn(s, [{ type: "usage_value", value: 50 }]);
+    expect((await ingestOk([usage(s, { tokens: 1 })])).accepted).toBe(1);
+    const stub = customerStub(s.subject);
+    const written = await runInDurableObject(stub, (instance: CustomerDO) => {
+      const o = instance as unknown as { sql: Sql; notifier: Notifier };
+      const defs = o.sql.all<{ value: string }>("SELECT value FROM meta WHERE key > 'notify:' AND key < 'notify;'").map((r) => JSON.parse(r.value) as Record<string, unknown>);
+      expect(defs.length).toBeGreaterThan(1);
+      const start = o.sql.snapshot().rowsWritten;
+      o.sql.transaction(() => o.notifier.configure(defs.filter((d) => "thresholds" in d) as never, defs.filter((d) => "url" in d) as never));
+      return o.sql.snapshot().rowsWritten - start;
+    });
+    expect(written).toBe(0);
   });
 
 });
