@@ -12,6 +12,13 @@ export type Row = [source: string, id: string, time: number, type: string, data:
 /** Above this a batch's JSON is chunked again (production caps a bound string at 2 MB; jsonChunks' unit). */
 export const MAX_WHOLE_JSON = 1_000_000;
 
+/**
+ * The most one event may take as a row (UTF-8), as much as a whole request may (LIMITS.bytesPerRequest).
+ * JSON.stringify can write an event out longer than it was sent (1e20 becomes 100000000000000000000):
+ * a 1 MiB request held a 4 MB event, which no chunking splits and production's 2 MB cap refuses.
+ */
+export const MAX_EVENT_BYTES = 1024 * 1024;
+
 export const rowOf = (e: MeterEvent): Row => [e.source, e.id, e.time, e.type, e.data, e.index];
 
 /** Stores the rows whose (source, id) is not stored yet; returns the rows written (a duplicate writes none). */

@@ -1,6 +1,7 @@
 import { BucketAccumulator, readAll, type MeterEvent, type MeterSet, type Reading } from "../domain/metering";
 import { addToBuckets } from "./buckets";
-import { chunksOf, insertIgnoringStored, keepIf, MAX_WHOLE_JSON, storedIndexes } from "./event-log";
+import { utf8Length } from "../domain/chunks";
+import { chunksOf, insertIgnoringStored, keepIf, MAX_EVENT_BYTES, MAX_WHOLE_JSON, rowOf, storedIndexes } from "./event-log";
 import type { Sql } from "./sql";
 
 export const MAX_FUTURE_MS = 5 * 60_000;
@@ -50,10 +51,15 @@ export function ingestBatch(
     else firsts.set(key, ev);
   }
 
+  // Only rows stored one by one can be over MAX_EVENT_BYTES: a whole JSON within MAX_WHOLE_JSON came
+  // from a request of at most 1 MiB, and is bound as it is.
+  const measure = rowsJson === undefined || rowsJson.length > MAX_WHOLE_JSON;
   const inWindow: MeterEvent[] = [];
   for (const ev of firsts.values()) {
+    const bytes = measure ? utf8Length(JSON.stringify(rowOf(ev))) : 0;
     if (ev.time < oldest) reject(ev, `event time ${new Date(ev.time).toISOString()} is older than the retention window (${Math.round(retentionMs / 86_400_000)} days)`);
     else if (ev.time > now + MAX_FUTURE_MS) reject(ev, `event time ${new Date(ev.time).toISOString()} is more than 5 minutes in the future`);
+    else if (bytes > MAX_EVENT_BYTES) reject(ev, `the event is ${bytes} bytes as stored (JSON writes its numbers out in full); at most ${MAX_EVENT_BYTES} bytes are stored per event`);
     else inWindow.push(ev);
   }
 

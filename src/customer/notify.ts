@@ -10,6 +10,7 @@ import { liveMetered, toRecord, type EntitlementRow } from "./entitlements";
 import { grantsOf } from "./grants";
 import type { Jobs } from "./jobs";
 import { deliverDue, enqueue, nextDue, type DeliveryPolicy, type DeliveryRow } from "./outbox";
+import { jsonChunks } from "../domain/chunks";
 import { getMeta, setMeta } from "./schema";
 import { featureDef } from "./features";
 import { registerOnce, refreshSubject, storedSubject } from "./subject";
@@ -19,9 +20,18 @@ import type { Sql } from "./sql";
 import type { Identity } from "./do";
 
 const MIRROR_RETRY_MS = 30_000;
+/** Notifications copied to D1 per delivery run (one D1 batch). */
+const MIRROR_PAGE = 50;
 const FIRED = "fired:";
 /** Meta flag: some payload was written before the subject's D1 row was known. */
 const INCOMPLETE = "subject_incomplete";
+/** Meta keys of the notification definitions: one row per rule and per channel (configure). */
+const RULE_DEF = "notify:rule:";
+const CHANNEL_DEF = "notify:channel:";
+const DEFS_FROM = "notify:";
+const DEFS_TO = "notify;";
+/** Where objects kept all rules and channels as one value before. */
+const LEGACY_DEFS = "notify";
 
 /**
  * Threshold and reset notifications of one customer. Crossings are found inside the ingest/check
@@ -44,16 +54,41 @@ export class Notifier {
 
   /** The definitions as stored: at start, and after a transaction that configured newer ones rolled back. */
   reload(): void {
-    const stored = getMeta<string>(this.sql, "notify");
-    if (stored) this.load(JSON.parse(stored) as { rules: RuleDef[]; channels: ChannelDef[] });
-    else this.load({ rules: [], channels: [] });
+    // An object configured before definitions had a row each holds them as one value until its next config.
+    const legacy = getMeta<string>(this.sql, LEGACY_DEFS);
+    if (legacy) return this.load(JSON.parse(legacy) as { rules: RuleDef[]; channels: ChannelDef[] });
+    const c: { rules: RuleDef[]; channels: ChannelDef[] } = { rules: [], channels: [] };
+    for (const [key, def] of this.storedDefs()) {
+      if (key.startsWith(RULE_DEF)) c.rules.push(JSON.parse(def) as RuleDef);
+      else c.channels.push(JSON.parse(def) as ChannelDef);
+    }
+    this.load(c);
   }
 
-  /** A newer definition set arrived (inside the sync transaction). */
+  /**
+   * A newer definition set arrived (inside the sync transaction). Each rule and channel is a meta row
+   * of its own, written only when it changed: as one value, a namespace's definitions passed
+   * production's 2 MB per string (62 channels of 32 one-KB custom headers did), and every call of
+   * every subject of the namespace failed from then on.
+   */
   configure(rules: readonly RuleDef[] | undefined, channels: readonly ChannelDef[] | undefined): void {
     if (!rules || !channels) return;
-    setMeta(this.sql, "notify", JSON.stringify({ rules, channels }));
+    const next = new Map<string, RuleDef | ChannelDef>([...rules.map((r) => [RULE_DEF + r.id, r] as const), ...channels.map((ch) => [CHANNEL_DEF + ch.id, ch] as const)]);
+    const stored = this.storedDefs();
+    const gone = [...stored.keys()].filter((key) => !next.has(key));
+    if (getMeta(this.sql, LEGACY_DEFS) !== undefined) gone.push(LEGACY_DEFS);
+    for (const keys of jsonChunks(gone)) this.sql.exec("DELETE FROM meta WHERE key IN (SELECT value FROM json_each(?))", keys);
+    const changed = [...next].filter(([key, def]) => stored.get(key) !== JSON.stringify(def));
+    for (const rows of jsonChunks(changed)) {
+      this.sql.exec("INSERT INTO meta (key, value) SELECT value->>0, value->1 FROM json_each(?) WHERE true ON CONFLICT(key) DO UPDATE SET value = excluded.value", rows);
+    }
     this.load({ rules: [...rules], channels: [...channels] });
+  }
+
+  /** The stored rule and channel rows, by meta key, in key order (so rules keep D1's order by id). */
+  private storedDefs(): Map<string, string> {
+    const rows = this.sql.all<{ key: string; value: string }>("SELECT key, value FROM meta WHERE key > ? AND key < ? ORDER BY key", DEFS_FROM, DEFS_TO);
+    return new Map(rows.map((r) => [r.key, r.value]));
   }
 
   private load(c: { rules: RuleDef[]; channels: ChannelDef[] }): void {
@@ -181,6 +216,11 @@ export class Notifier {
     for (const channelId of report.gone) {
       const ch = this.channels.get(channelId);
       if (ch) ch.disabled = true;
+      // Their notification events change too: D1's copy would otherwise list them as pending forever.
+      this.sql.exec(
+        "UPDATE notifications SET version = version + 1 WHERE id IN (SELECT notification_id FROM deliveries WHERE channel_id = ? AND state IN ('PENDING','RESENDING'))",
+        channelId,
+      );
       this.sql.exec(
         "UPDATE deliveries SET state = 'FAILED', reason = 'channel disabled: receiver answered 410 Gone', next_attempt_at = NULL WHERE channel_id = ? AND state IN ('PENDING','RESENDING')",
         channelId,
@@ -189,7 +229,10 @@ export class Notifier {
     }
     const mirrored = await this.mirror();
     const next = nextDue(this.sql, policy);
-    return mirrored ? next : Math.min(next ?? Infinity, Date.now() + MIRROR_RETRY_MS);
+    // Changed notifications left over (a 410 can fail more deliveries than one copy carries) are
+    // copied on the next run, even when no delivery is due any more.
+    if (mirrored === "more") return Date.now();
+    return mirrored === "done" ? next : Math.min(next ?? Infinity, Date.now() + MIRROR_RETRY_MS);
   }
 
   private policy(): DeliveryPolicy {
@@ -197,14 +240,15 @@ export class Notifier {
     return { timeoutMs: s.WEBHOOK_TIMEOUT_MS, retryScale: s.WEBHOOK_RETRY_SCALE };
   }
 
-  /** Copies changed notifications (absolute values) to D1 for namespace-wide listing; false if D1 failed. */
-  async mirror(): Promise<boolean> {
+  /** Copies changed notifications (absolute values) to D1 for namespace-wide listing, up to MIRROR_PAGE of them. */
+  async mirror(): Promise<"done" | "more" | "failed"> {
     const who = this.identity();
-    if (!who) return true;
+    if (!who) return "done";
     const rows = this.sql.all<{ id: string; rule_id: string; type: string; created_at: number; payload: string; feature_key: string | null; version: number }>(
-      "SELECT id, rule_id, type, created_at, payload, feature_key, version FROM notifications WHERE version > mirrored_version LIMIT 50",
+      "SELECT id, rule_id, type, created_at, payload, feature_key, version FROM notifications WHERE version > mirrored_version LIMIT ?",
+      MIRROR_PAGE,
     );
-    if (rows.length === 0) return true;
+    if (rows.length === 0) return "done";
     const deliveries = (id: string) =>
       this.sql.all<DeliveryRow>("SELECT * FROM deliveries WHERE notification_id = ?", id).map((d) => ({
         channel: { id: d.channel_id, type: "WEBHOOK" },
@@ -235,11 +279,11 @@ export class Notifier {
       );
     } catch (e) {
       console.error("notification mirror to D1 failed; will retry", e);
-      return false;
+      return "failed";
     }
     // After the sends, off their path: details upserted since registration show in the next payload.
     await refreshSubject(this.sql, this.env, who).catch((e) => console.error("reading the subject's D1 row failed", e));
     for (const r of rows) this.sql.exec("UPDATE notifications SET mirrored_version = ? WHERE id = ?", r.version, r.id);
-    return true;
+    return rows.length < MIRROR_PAGE ? "done" : "more";
   }
 }

@@ -178,17 +178,24 @@ function settle(sql: Sql, row: DeliveryRow, state: DeliveryState, reason: string
     });
   }
   sql.transaction(() => {
-    sql.exec(
-      "UPDATE deliveries SET state = ?, reason = ?, attempts = ?, next_attempt_at = ?, log = ?, updated_at = ? WHERE notification_id = ? AND channel_id = ?",
-      state,
-      reason,
-      row.attempts + (attempt ? 1 : 0),
-      next,
-      JSON.stringify(log.slice(-KEEP_ATTEMPTS)),
-      now,
-      row.notification_id,
-      row.channel_id,
-    );
+    // A resend requested while this attempt was in flight (resend() set the row to RESENDING) stands:
+    // the attempt is logged, and the delivery stays queued for the send the API said it would make.
+    const current = attempt ? sql.one<{ state: string }>("SELECT state FROM deliveries WHERE notification_id = ? AND channel_id = ?", row.notification_id, row.channel_id) : undefined;
+    if (current && current.state !== "SENDING") {
+      sql.exec("UPDATE deliveries SET log = ? WHERE notification_id = ? AND channel_id = ?", JSON.stringify(log.slice(-KEEP_ATTEMPTS)), row.notification_id, row.channel_id);
+    } else {
+      sql.exec(
+        "UPDATE deliveries SET state = ?, reason = ?, attempts = ?, next_attempt_at = ?, log = ?, updated_at = ? WHERE notification_id = ? AND channel_id = ?",
+        state,
+        reason,
+        row.attempts + (attempt ? 1 : 0),
+        next,
+        JSON.stringify(log.slice(-KEEP_ATTEMPTS)),
+        now,
+        row.notification_id,
+        row.channel_id,
+      );
+    }
     sql.exec("UPDATE notifications SET version = version + 1 WHERE id = ?", row.notification_id);
   });
 }

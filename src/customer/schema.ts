@@ -9,7 +9,8 @@ import type { Sql } from "./sql";
  * buckets  per meter, UTC minute and group-by values: sum, count, min, max, latest. Kept forever.
  * uniques  the distinct values a UNIQUE_COUNT meter saw per bucket (distinct counts do not add up).
  * meters   the meter definitions this DO last counted with, to detect changes and re-meter.
- * meta     identity (namespace, subject), config version, pruning watermark, schema version.
+ * meta     identity (namespace, subject), config version, pruning watermark, schema version, due
+ *          jobs, and the notification rules and channels, a row each (`notify:rule:<id>`, notify.ts).
  *
  * Version 2 — entitlements (src/customer/entitlements.ts):
  * entitlements         one row per entitlement; `def` is the immutable definition (JSON), the other

@@ -34,7 +34,7 @@ export class Sql {
   constructor(readonly storage: DurableObjectStorage) {}
 
   exec<T extends Record<string, SqlStorageValue>>(query: string, ...params: SqlStorageValue[]): SqlStorageCursor<T> {
-    checkStatement(query, params.length);
+    checkStatement(query, params);
     if (this.readOnly && !READS.test(query)) throw NEEDS_TRANSACTION;
     const cursor = this.storage.sql.exec<T>(query, ...params);
     this.counters.statements++;

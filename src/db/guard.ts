@@ -1,21 +1,30 @@
+import { utf8Length } from "../domain/chunks";
+
 /**
  * D1 and Durable Object SQLite in production refuse statements with more than 100 bound
- * parameters or more than 100 KB of SQL text; the local runtime accepts them. Checking here,
- * in every environment, makes a violation fail in tests instead of in production.
+ * parameters or more than 100 KB of SQL text, and strings over 2 MB; the local runtime accepts
+ * them. Checking here, in every environment, makes a violation fail in tests instead of in production.
  */
 export const MAX_BOUND_PARAMETERS = 100;
 export const MAX_STATEMENT_BYTES = 100_000;
+/** Production's cap on a string or BLOB, a bound parameter included ("2 MB", in UTF-8 bytes). */
+export const MAX_STRING_BYTES = 2_000_000;
 
 export class StatementLimitError extends Error {}
 
-export function checkStatement(query: string, params: number): void {
-  if (params > MAX_BOUND_PARAMETERS) {
-    throw new StatementLimitError(`statement binds ${params} parameters; the production limit is ${MAX_BOUND_PARAMETERS}: ${query.slice(0, 120)}`);
+export function checkStatement(query: string, params: readonly unknown[]): void {
+  if (params.length > MAX_BOUND_PARAMETERS) {
+    throw new StatementLimitError(`statement binds ${params.length} parameters; the production limit is ${MAX_BOUND_PARAMETERS}: ${query.slice(0, 120)}`);
   }
   // A UTF-16 unit is at most 3 UTF-8 bytes: only long statements need encoding to be measured.
   if (query.length * 3 > MAX_STATEMENT_BYTES) {
     const bytes = new TextEncoder().encode(query).byteLength;
     if (bytes > MAX_STATEMENT_BYTES) throw new StatementLimitError(`statement is ${bytes} bytes; the production limit is ${MAX_STATEMENT_BYTES}`);
+  }
+  for (const p of params) {
+    if (typeof p !== "string" || p.length * 3 <= MAX_STRING_BYTES) continue;
+    const bytes = utf8Length(p);
+    if (bytes > MAX_STRING_BYTES) throw new StatementLimitError(`a bound string is ${bytes} bytes; the production limit is ${MAX_STRING_BYTES}: ${query.slice(0, 120)}`);
   }
 }
 
@@ -31,7 +40,7 @@ export function guardD1(d1: D1Database): D1Database {
         if (prop === UNWRAP) return target;
         if (prop === "bind") {
           return (...values: unknown[]) => {
-            checkStatement(query, values.length);
+            checkStatement(query, values);
             return wrapStatement(query, target.bind(...values));
           };
         }
@@ -43,7 +52,7 @@ export function guardD1(d1: D1Database): D1Database {
     get(target, prop) {
       if (prop === "prepare") {
         return (query: string) => {
-          checkStatement(query, 0);
+          checkStatement(query, []);
           return wrapStatement(query, target.prepare(query));
         };
       }
