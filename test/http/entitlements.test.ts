@@ -157,7 +157,9 @@ describe("entitlements", () => {
     await ingestOk([usage(u, { user: "c" }), usage(u, { user: "d" })]);
     expect(await valueOk(u)).toMatchObject({ usage: 4, balance: 0, overage: 1, hasAccess: false });
 
-    const l = await setup({ aggregation: "LATEST", entitlement: { issueAfterReset: 10 } });
+    // Usage is measured from the entitlement's creation truncated to the minute: the events below are
+    // up to 2 s old, so without an earlier start they missed it whenever the test began a minute.
+    const l = await setup({ aggregation: "LATEST", entitlement: { issueAfterReset: 10, measureUsageFrom: isoAt(Date.now() - 3_600_000) } });
     const now = Date.now();
     await ingestOk([usage(l, { tokens: 4 }, { time: isoAt(now - 2000) }), usage(l, { tokens: 9 }, { time: isoAt(now - 1000) })]);
     expect(await valueOk(l)).toMatchObject({ usage: 9, balance: 1 });
