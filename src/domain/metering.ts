@@ -1,4 +1,6 @@
 import type { Running } from "./aggregate";
+import { utf8Length } from "./chunks";
+import { LIMITS } from "./cloudevent";
 import { compileJsonPath, type JsonPath } from "./jsonpath";
 import type { MeterDef } from "./meter";
 import { groupValue, readNumber, readScalarKey } from "./values";
@@ -99,6 +101,7 @@ export function groupKeyOf(meter: CompiledMeter, data: Record<string, unknown> |
     const out: Record<string, string | null> = {};
     groupBy.forEach(([name], i) => (out[name] = values[i]!));
     key = JSON.stringify(out);
+    if (memo.length > GROUP_KEY_MEMO_CHARS) return key;
     if (keys.size >= GROUP_KEY_MEMO) keys.clear();
     keys.set(memo, key);
   }
@@ -107,18 +110,41 @@ export function groupKeyOf(meter: CompiledMeter, data: Record<string, unknown> |
 
 /** Distinct group-value tuples remembered per meter (a bound on memory, not a limit on groups). */
 const GROUP_KEY_MEMO = 4096;
+/**
+ * Longer tuples are not remembered: 4,096 tuples of values up to an event's size would hold gigabytes
+ * in an isolate of 128 MB. Labels (models, regions, customers' ids) are far shorter.
+ */
+const GROUP_KEY_MEMO_CHARS = 1024;
+
+/**
+ * The most one reading (its group-by values as the bucket key, and a UNIQUE_COUNT value) may take, in
+ * UTF-8: as much as a request. Only values read several times reach it (a groupBy naming one large
+ * property under several keys), and such a reading made a bucket row over production's 2 MB per row,
+ * which failed the whole batch on every resend.
+ */
+export const MAX_READING_BYTES = LIMITS.bytesPerRequest;
+
+function readingTooLarge(slug: string, groupKey: string, unique: string | null): Reading | null {
+  const chars = groupKey.length + (unique?.length ?? 0);
+  if (chars * 3 <= MAX_READING_BYTES) return null;
+  const bytes = utf8Length(groupKey) + (unique === null ? 0 : utf8Length(unique));
+  if (bytes <= MAX_READING_BYTES) return null;
+  return { ok: false, reason: `meter ${slug}: its group-by values${unique === null ? "" : " and unique value"} take ${bytes} bytes; at most ${MAX_READING_BYTES} are stored per event and meter` };
+}
 
 export function readEvent(meter: CompiledMeter, ev: MeterEvent): Reading {
   const groupKey = groupKeyOf(meter, ev.data);
   const { aggregation, valueProperty, slug } = meter.def;
-  if (aggregation === "COUNT" || !meter.value) return { ok: true, meter, groupKey, value: null, unique: null };
+  if (aggregation === "COUNT" || !meter.value) return readingTooLarge(slug, groupKey, null) ?? { ok: true, meter, groupKey, value: null, unique: null };
   const raw = ev.data ? meter.value.get(ev.data) : undefined;
   if (aggregation === "UNIQUE_COUNT") {
     const r = readScalarKey(raw);
-    return r.ok ? { ok: true, meter, groupKey, value: null, unique: r.value } : { ok: false, reason: `meter ${slug}: ${r.reason} at ${valueProperty}` };
+    if (!r.ok) return { ok: false, reason: `meter ${slug}: ${r.reason} at ${valueProperty}` };
+    return readingTooLarge(slug, groupKey, r.value) ?? { ok: true, meter, groupKey, value: null, unique: r.value };
   }
   const r = readNumber(raw);
-  return r.ok ? { ok: true, meter, groupKey, value: r.value, unique: null } : { ok: false, reason: `meter ${slug}: ${r.reason} at ${valueProperty}` };
+  if (!r.ok) return { ok: false, reason: `meter ${slug}: ${r.reason} at ${valueProperty}` };
+  return readingTooLarge(slug, groupKey, null) ?? { ok: true, meter, groupKey, value: r.value, unique: null };
 }
 
 /** Reads every meter of the event's type; the first meter that cannot read the event rejects it whole. */

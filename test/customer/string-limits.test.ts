@@ -59,6 +59,28 @@ describe("bound strings stay under 2 MB in UTF-8", () => {
     expect(await ingestOk([event({ type, subject, data: { name: "short", kind: "k" } })])).toEqual({ accepted: 1, duplicates: 0, rejected: [] });
     expect((await rows(slug, { subject, groupBy: "kind" })).map((r) => r.value)).toEqual([4]);
   });
+  it("a groupBy reading one large value under several keys: the event is rejected by its size, the rest of its batch counted", async () => {
+    const type = uid("rep");
+    const slug = uid("rep");
+    await createMeter({ slug, eventType: type, aggregation: "COUNT", groupBy: { a: "$.v", b: "$.v", c: "$.v" } });
+    const subject = uid("rep");
+    const body = [event({ type, subject, data: { v: "x".repeat(700_000) } }), event({ type, subject, data: { v: "small" } })];
+    expect(utf8(JSON.stringify(body))).toBeLessThan(1024 * 1024);
+    const res = await api("POST", "/api/v1/events", { body, type: "application/cloudevents-batch+json" });
+    expect(res.status, res.text).toBe(202);
+    expect(res.body).toMatchObject({ accepted: 1, duplicates: 0, rejected: [{ index: 0, reason: expect.stringMatching(/group-by values take 2100\d{3} bytes/) }] });
+    expect((await rows(slug, { subject })).map((r) => r.value)).toEqual([1]);
+  });
+
+  it("a check recording an event whose reading is that large answers 400 and stores nothing", async () => {
+    const s = await setup({ groupBy: { a: "$.v", b: "$.v", c: "$.v" }, entitlement: { isSoftLimit: true } });
+    const ev = event({ type: s.eventType, subject: s.subject, data: { tokens: 1, v: "x".repeat(700_000) } });
+    const res = await api("POST", "/api/v1/check", { body: { subject: s.subject, feature: s.feature, event: ev } });
+    expect(res.status, res.text).toBe(400);
+    expect(res.body.detail).toMatch(/group-by values take \d+ bytes/);
+    expect(await rows(s.meter, { subject: s.subject })).toEqual([]);
+  });
+
   // JSON.stringify writes 1e20 as 100000000000000000000: an event of 1 MiB sent is 4 MB stored. Such an
   // event must be refused with a reason, not fail its subject's transaction on every resend (503).
   const swollen = (s: { eventType: string; subject: string }, id: string) =>

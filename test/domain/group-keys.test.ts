@@ -24,4 +24,12 @@ describe("groupKeyOf", () => {
     }
     expect(groupKeyOf(meter, null)).toBe('{"a":null,"b":null}');
   });
+
+  it("remembers short tuples only: long values are keyed afresh each time, never held", () => {
+    const m = compileMeter({ id: "m2", slug: "m", eventType: "t", aggregation: "COUNT", valueProperty: null, groupBy: { a: "$.a" }, eventFrom: null } as unknown as MeterDef) as CompiledMeter;
+    const long = "v".repeat(5000);
+    expect(groupKeyOf(m, { a: long })).toBe(JSON.stringify({ a: long }));
+    expect(groupKeyOf(m, { a: "gpt-4" })).toBe('{"a":"gpt-4"}');
+    expect([...(m.keys?.values() ?? [])]).toEqual(['{"a":"gpt-4"}']);
+  });
 });
