@@ -140,6 +140,36 @@ function describe(a: Attempt, policy: DeliveryPolicy): string {
   return a.status === "timeout" ? `timed out after ${policy.timeoutMs / 1000} s` : a.status === "network" ? `connection failed: ${a.body}` : `receiver answered ${a.status}`;
 }
 
+/** Of a receiver's reply, what the delivery log keeps (characters). */
+const REPLY_KEPT = 1024;
+const replyText = new TextDecoder();
+
+/**
+ * The start of a reply's body, as text. Only its first 4 KB are read and the rest is cancelled: a
+ * receiver may answer gigabytes, which `text()` held whole in the object's memory, or a body that never
+ * ends, which held the delivery run until the attempt's timeout.
+ */
+async function replyHead(res: Response): Promise<string> {
+  if (!res.body) return "";
+  const reader = res.body.getReader();
+  const bytes = new Uint8Array(REPLY_KEPT * 4);
+  let size = 0;
+  try {
+    while (size < bytes.length) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      const part = value.subarray(0, bytes.length - size);
+      bytes.set(part, size);
+      size += part.byteLength;
+    }
+  } catch {
+    // A body cut off part-way: keep what arrived.
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+  return replyText.decode(bytes.subarray(0, size)).slice(0, REPLY_KEPT);
+}
+
 /** One signed attempt; never throws (a timeout or refused connection is an outcome, not an error). */
 export async function send(channel: ChannelDef, msgId: string, body: string, fetcher: typeof fetch, timeoutMs = DEFAULT_POLICY.timeoutMs): Promise<Attempt> {
   const started = Date.now();
@@ -155,8 +185,7 @@ export async function send(channel: ChannelDef, msgId: string, body: string, fet
     headers.set("content-type", "application/json");
     headers.set("user-agent", "edgemeter-webhooks/1");
     const res = await fetcher(channel.url, { method: "POST", headers, body, redirect: "manual", signal: abort.signal });
-    const text = (await res.text().catch(() => "")).slice(0, 1024);
-    return { status: res.status, retryAfter: res.headers.get("retry-after"), body: text, durationMs: Date.now() - started };
+    return { status: res.status, retryAfter: res.headers.get("retry-after"), body: await replyHead(res), durationMs: Date.now() - started };
   } catch (e) {
     return { status: abort.signal.aborted ? "timeout" : "network", retryAfter: null, body: String((e as Error)?.message ?? e).slice(0, 256), durationMs: Date.now() - started };
   } finally {

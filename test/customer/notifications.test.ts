@@ -157,6 +157,19 @@ describe("one delivery attempt", () => {
     expect(good).toMatchObject({ status: 200, body: "ok" });
     expect(calls).toEqual(["https://example.com/hook"]);
   });
+
+  it("keeps the start of a reply and stops reading: a body that never ends does not hold the attempt until its timeout", async () => {
+    // 8 KB, then nothing more, ever (reading it whole would also never end in memory: a local stream ignores the abort).
+    let sent = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull: (c) => (sent++ < 8 ? c.enqueue(new TextEncoder().encode("é".repeat(512))) : new Promise<void>(() => {})),
+    });
+    const fetcher = (async () => new Response(endless, { status: 200 })) as unknown as typeof fetch;
+    const channel = { id: "c", name: "c", url: "https://example.com/hook", signingSecret: SECRET, disabled: false, customHeaders: {} };
+    const attempt = await send(channel, "msg_3", "{}", fetcher, 3000);
+    expect(attempt).toMatchObject({ status: 200, body: "é".repeat(1024) });
+    expect(attempt.durationMs).toBeLessThan(3000);
+  });
 });
 
 describe("notification events API", () => {
