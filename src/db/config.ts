@@ -1,3 +1,4 @@
+import { utf8Length } from "../domain/chunks";
 import type { FeatureDef } from "../domain/feature";
 import type { MeterDef } from "../domain/meter";
 import type { ChannelDef, RuleDef } from "../domain/notification";
@@ -58,4 +59,27 @@ export async function cachedNamespaceConfig(db: Db, namespace: string, ttlSecond
 
 export function forgetNamespaceConfig(namespace: string): void {
   cache.delete(namespace);
+}
+
+/**
+ * The most a namespace's definitions may take (JSON, UTF-8). The whole set travels to a customer
+ * Durable Object as one RPC argument, which workerd caps at 32 MiB serialized: past that, every call
+ * that carries it fails (each ingest 503, each query 500) until definitions shrink, and archived
+ * features never leave it. The margin leaves room for the call's own arguments (an ingest batch, 1 MiB).
+ */
+export const MAX_CONFIG_BYTES = 8 * 1024 * 1024;
+
+type Defs = Pick<NamespaceConfig, "meters" | "channels" | "rules" | "features">;
+
+/**
+ * The size the namespace's definitions would have with `def` added to (or replacing the one with its
+ * id in) `kind`, and their size now: a writer refuses a change that grows them past MAX_CONFIG_BYTES.
+ * A fresh D1 read, not the isolate's cache, so a just-created definition is counted.
+ */
+export async function configSizeWith<K extends keyof Defs>(db: Db, namespace: string, kind: K, def: Defs[K][number]): Promise<{ before: number; after: number }> {
+  const { version: _, ...defs } = await readNamespaceConfig(db, namespace);
+  const size = (d: Defs) => utf8Length(JSON.stringify(d));
+  const list = defs[kind] as { id: string }[];
+  const next = { ...defs, [kind]: [...list.filter((d) => d.id !== (def as { id: string }).id), def] };
+  return { before: size(defs), after: size(next) };
 }

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
-import { archiveFeature, findFeature, insertFeature, listFeatures, type FeatureRow } from "../db/features";
+import { archiveFeature, findFeature, insertFeature, listFeatures, toFeatureDef, type FeatureRow } from "../db/features";
 import { findMeter } from "../db/meters";
 import { BALANCE_AGGREGATIONS, isBalanceAggregation } from "../domain/entitlement";
 import { renderFeature } from "../domain/feature";
@@ -13,6 +13,7 @@ import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { FeatureSchema, Key, Metadata } from "./entitlement-schemas";
 import { ApiError, errorResponses, invalidField, zodIssues } from "./errors";
+import { refuseConfigGrowth } from "./config-budget";
 import { pageOrArray, pageOrRange, paginated, rangeOf, sortRows } from "./pagination";
 
 export function toFeatureApi(r: FeatureRow): z.infer<typeof FeatureSchema> {
@@ -106,6 +107,7 @@ features.openapi(
       updatedAt: now,
       archivedAt: null,
     };
+    await refuseConfigGrowth(db, namespace, "features", toFeatureDef(row));
     if (!(await insertFeature(db, row))) throw new ApiError("conflict", `a feature with key ${body.key} already exists; archive it first to reuse the key`);
     forgetNamespaceConfig(namespace);
     return c.json(toFeatureApi(row), 201);

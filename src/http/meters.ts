@@ -3,7 +3,7 @@ import type { Context } from "hono";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
 import { listFeatures } from "../db/features";
-import { deleteMeter, findMeter, insertMeter, listMeters, METER_ORDER_BY, updateMeter, type MeterRow } from "../db/meters";
+import { deleteMeter, findMeter, insertMeter, listMeters, METER_ORDER_BY, toMeterDef, updateMeter, type MeterRow } from "../db/meters";
 import { ulid } from "../domain/ids";
 import { compileJsonPath } from "../domain/jsonpath";
 import { AGGREGATIONS, IMMUTABLE_METER_FIELDS, meterCreateSchema, meterUpdateSchema } from "../domain/meter";
@@ -15,6 +15,7 @@ import { optionalPage, pageRange } from "./pagination";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
 import { refuseMeterInUse } from "./meter-in-use";
+import { refuseConfigGrowth } from "./config-budget";
 
 export const MeterSchema = z
   .object({
@@ -130,6 +131,7 @@ meters.openapi(
       updatedAt: now,
       deletedAt: null,
     };
+    await refuseConfigGrowth(database(c.env.DB), namespace, "meters", toMeterDef(row));
     if (!(await insertMeter(database(c.env.DB), row))) throw new ApiError("conflict", `a meter with slug ${body.slug} already exists`);
     forgetNamespaceConfig(namespace);
     return c.json(toMeterApi(row), 201);
@@ -210,6 +212,7 @@ meters.openapi(
       groupBy,
       updatedAt: Date.now(),
     };
+    await refuseConfigGrowth(database(c.env.DB), namespace, "meters", toMeterDef(next));
     await updateMeter(database(c.env.DB), next);
     forgetNamespaceConfig(namespace);
     return c.json(toMeterApi(next), 200);

@@ -1,7 +1,7 @@
 import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import { database } from "../db/client";
 import { forgetNamespaceConfig } from "../db/config";
-import { findChannel, listChannelsQuery, rulesUsingChannel, saveChannel, type ChannelRow } from "../db/notifications";
+import { findChannel, listChannelsQuery, rulesUsingChannel, saveChannel, toChannelDef, type ChannelRow } from "../db/notifications";
 import { ulid } from "../domain/ids";
 import { allowedCustomHeader, allowedCustomHeaderValue } from "../domain/notification";
 import { generateSigningSecret, isValidSigningSecret } from "../domain/signing";
@@ -10,6 +10,7 @@ import { checkWebhookUrl } from "../domain/webhook-url";
 import { settings } from "../env";
 import { requireScope } from "./auth";
 import type { AppEnv, Principal } from "./context";
+import { refuseConfigGrowth } from "./config-budget";
 import { ApiError, errorResponses } from "./errors";
 import { PageQuery, page, paginated, sortQuery, sortRows } from "./pagination";
 import { metadataField } from "./schemas";
@@ -145,12 +146,13 @@ channels.openapi(
     tags: ["Notifications"],
     middleware: [requireScope("admin")] as const,
     request: { body: { required: true, content: json(ChannelCreate) } },
-    responses: { 201: { description: "Created", content: json(ChannelSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+    responses: { 201: { description: "Created", content: json(ChannelSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "conflict") },
   }),
   async (c) => {
     const body = c.req.valid("json");
     const now = Date.now();
     const row: ChannelRow = { id: ulid(now), namespace: c.get("principal").namespace, createdAt: now, deletedAt: null, ...fromBody(body, undefined, c.env, now) };
+    await refuseConfigGrowth(database(c.env.DB), row.namespace, "channels", toChannelDef(row));
     await saveChannel(database(c.env.DB), row);
     forgetNamespaceConfig(row.namespace);
     return c.json(toChannelApi(row), 201);
@@ -184,13 +186,14 @@ channels.openapi(
     tags: ["Notifications"],
     middleware: [requireScope("admin")] as const,
     request: { params: Id, body: { required: true, content: json(ChannelCreate) } },
-    responses: { 200: { description: "Updated", content: json(ChannelSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+    responses: { 200: { description: "Updated", content: json(ChannelSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
     const current = await mustFind(c.env, namespace, c.req.valid("param").channelId);
     const body = c.req.valid("json");
     const row: ChannelRow = { ...current, ...fromBody(body, current.signingSecret, c.env, Date.now()) };
+    await refuseConfigGrowth(database(c.env.DB), namespace, "channels", toChannelDef(row));
     await saveChannel(database(c.env.DB), row);
     forgetNamespaceConfig(namespace);
     return c.json(toChannelApi(row), 200);

@@ -13,6 +13,7 @@ import { requireScope } from "./auth";
 import { amount } from "./entitlement-schemas";
 import type { AppEnv } from "./context";
 import { metadataField } from "./schemas";
+import { refuseConfigGrowth } from "./config-budget";
 import { ApiError, errorResponses } from "./errors";
 import { listParam, PageQuery, page, paginated, sortQuery, sortRows } from "./pagination";
 import { RULE_TEST_ANNOTATION, samplePayload } from "./notification-sample";
@@ -173,7 +174,7 @@ rules.openapi(
     tags: ["Notifications"],
     middleware: [requireScope("admin")] as const,
     request: { body: { required: true, content: json(RuleCreate) } },
-    responses: { 201: { description: "Created", content: json(RuleSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden") },
+    responses: { 201: { description: "Created", content: json(RuleSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "conflict") },
   }),
   async (c) => {
     const body = c.req.valid("json");
@@ -181,6 +182,7 @@ rules.openapi(
     const { features, keys } = await resolve(c.env, namespace, body);
     const now = Date.now();
     const row: RuleRow = { id: ulid(now), namespace, createdAt: now, deletedAt: null, ...fromBody(body, features, now) };
+    await refuseConfigGrowth(database(c.env.DB), namespace, "rules", toRuleDef(row));
     await saveRule(database(c.env.DB), row);
     forgetNamespaceConfig(namespace);
     return c.json(toRuleApi(row, keys), 201);
@@ -218,7 +220,7 @@ rules.openapi(
     tags: ["Notifications"],
     middleware: [requireScope("admin")] as const,
     request: { params: Id, body: { required: true, content: json(RuleCreate) } },
-    responses: { 200: { description: "Updated", content: json(RuleSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found") },
+    responses: { 200: { description: "Updated", content: json(RuleSchema) }, ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found", "conflict") },
   }),
   async (c) => {
     const namespace = c.get("principal").namespace;
@@ -226,6 +228,7 @@ rules.openapi(
     const body = c.req.valid("json");
     const { features, keys } = await resolve(c.env, namespace, body);
     const row: RuleRow = { ...current, ...fromBody(body, features, Date.now()) };
+    await refuseConfigGrowth(database(c.env.DB), namespace, "rules", toRuleDef(row));
     await saveRule(database(c.env.DB), row);
     forgetNamespaceConfig(namespace);
     return c.json(toRuleApi(row, keys), 200);

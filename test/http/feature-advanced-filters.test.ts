@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { api, createMeter, expectProblem, ingestOk, uid } from "../helpers/api";
+import { api, createKey, createMeter, event, expectProblem, ingest, ingestOk, uid } from "../helpers/api";
 import { isoAt, setup, usage, value } from "../helpers/entitlements";
 
 // A feature's advancedMeterGroupByFilters (OpenMeter's FilterString per group-by key) decide which
@@ -73,4 +73,31 @@ describe("refused advancedMeterGroupByFilters (400 naming the field)", () => {
       expect(res.body.errors.map((e: { field: string }) => e.field), res.text).toContain(field);
     });
   }
+});
+
+describe("a namespace's definitions as a whole", () => {
+  // Every customer object receives the namespace's definitions in one RPC argument (workerd: 32 MiB).
+  // 40 features of 1 MB of filters each were all created (201); then every ingest of the namespace
+  // answered 503 and every per-subject query 500, for good: archived features stay in the definitions.
+  it("are capped: the feature that would grow them past the cap is refused (409), and ingest keeps working", async () => {
+    const ns = `big-${uid("ns").toLowerCase().replace(/_/g, "-")}`;
+    const admin = await createKey({ scopes: ["admin", "ingest", "read"], namespace: ns });
+    const slug = uid("m");
+    await createMeter({ slug, aggregation: "SUM", eventType: "x", valueProperty: "$.v", groupBy: { k: "$.k" } }, admin.key);
+    const values = Array.from({ length: 1000 }, (_, i) => `${i}`.padEnd(1000, "x"));
+    let refused: number | undefined;
+    for (let i = 0; i < 40 && refused === undefined; i++) {
+      const res = await api("POST", "/api/v1/features", { key: admin.key, body: { key: `f${i}`, name: `f${i}`, meterSlug: slug, advancedMeterGroupByFilters: { k: { $in: values } } } });
+      if (res.status === 409) refused = i;
+      else expect(res.status, res.text).toBe(201);
+    }
+    expect(refused, "no feature was refused").toBeGreaterThan(0);
+    const listed = await api("GET", "/api/v1/features", { key: admin.key });
+    expect(listed.body).toHaveLength(refused!);
+    const r = await ingest([event({ type: "x", subject: "s1", data: { v: 2, k: "a" } })], { key: admin.key });
+    expect(r.status, r.text).toBe(202);
+    const q = await api("GET", `/api/v1/meters/${slug}/query?subject=s1`, { key: admin.key });
+    expect(q.status, q.text).toBe(200);
+    expect(q.body.data.map((d: { value: number }) => d.value)).toEqual([2]);
+  }, 120_000);
 });
