@@ -60,15 +60,18 @@ export async function listEntitlementIndex(db: Db, namespace: string, q: Entitle
 
 /**
  * Up to `limit` index rows of live entitlements whose feature (archived or not) is metered by the
- * meter `slug`, oldest first. A row may be stale (a create that failed after indexing, a deletion
- * whose mark failed): callers confirm with the subject's object.
+ * meter `slug` (and, given `featureIds`, is one of them), oldest first. A row may be stale (a create
+ * that failed after indexing, a deletion whose mark failed): callers confirm with the subject's object.
  */
-export async function liveEntitlementsOfMeter(db: Db, namespace: string, slug: string, limit: number) {
+export async function liveEntitlementsOfMeter(db: Db, namespace: string, slug: string, limit: number, featureIds?: readonly string[]) {
+  const where: SQL[] = [eq(entitlementIndex.namespace, namespace), isNull(entitlementIndex.deletedAt), eq(features.meterSlug, slug)];
+  // One bound JSON array, however many features.
+  if (featureIds) where.push(sql`${entitlementIndex.featureId} IN (SELECT value FROM json_each(${JSON.stringify(featureIds)}))`);
   return db
     .select({ id: entitlementIndex.id, subject: entitlementIndex.subject, featureKey: entitlementIndex.featureKey })
     .from(entitlementIndex)
     .innerJoin(features, and(eq(features.namespace, entitlementIndex.namespace), eq(features.id, entitlementIndex.featureId)))
-    .where(and(eq(entitlementIndex.namespace, namespace), isNull(entitlementIndex.deletedAt), eq(features.meterSlug, slug)))
+    .where(and(...where))
     .orderBy(asc(entitlementIndex.createdAt), asc(entitlementIndex.id))
     .limit(limit);
 }

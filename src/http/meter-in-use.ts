@@ -23,7 +23,23 @@ export async function refuseMeterInUse(c: Context<AppEnv>, namespace: string, sl
     const keys = live.slice(0, 5).map((f) => f.key).join(", ") + (live.length > 5 ? `, and ${live.length - 5} more` : "");
     throw new ApiError("conflict", `meter ${slug} is used by feature ${keys}; archive ${live.length > 1 ? "them" : "it"} first`);
   }
-  const rows = await liveEntitlementsOfMeter(db, namespace, slug, CANDIDATES);
+  await refuseLiveEntitlements(c, namespace, slug, undefined, "delete", (row) => `meter ${slug} is used by entitlement ${row.id} of subject ${row.subject} (feature ${row.featureKey}, archived); delete the entitlement first`);
+}
+
+/**
+ * 409 while an entitlement that entitlement_index lists for the meter `slug` (of one of `featureIds`,
+ * when given) is live in its subject's object; `inUse` says why. Index rows the objects disown are repaired.
+ */
+export async function refuseLiveEntitlements(
+  c: Context<AppEnv>,
+  namespace: string,
+  slug: string,
+  featureIds: readonly string[] | undefined,
+  action: "delete" | "update",
+  inUse: (row: { id: string; subject: string; featureKey: string }) => string,
+): Promise<void> {
+  const db = database(c.env.DB);
+  const rows = await liveEntitlementsOfMeter(db, namespace, slug, CANDIDATES, featureIds);
   if (!rows.length) return;
   const config = await namespaceConfig(c);
   const stale: { id: string; at: number }[] = [];
@@ -31,14 +47,12 @@ export async function refuseMeterInUse(c: Context<AppEnv>, namespace: string, sl
     for (const row of rows) {
       const id = { namespace, subject: row.subject };
       const r = await withConfig(config, (cfg) => customer(c.env, id).getEntitlement(id, cfg, row.id));
-      if (r.ok) {
-        throw new ApiError("conflict", `meter ${slug} is used by entitlement ${row.id} of subject ${row.subject} (feature ${row.featureKey}, archived); delete the entitlement first`);
-      }
+      if (r.ok) throw new ApiError("conflict", inUse(row));
       stale.push({ id: row.id, at: Date.now() });
     }
   } finally {
     // Rows whose objects hold no such live entitlement are repaired, so a retry looks further.
     if (stale.length) await markEntitlementsDeleted(db, namespace, stale).catch((e) => console.error("entitlement index repair failed", e));
   }
-  if (rows.length === CANDIDATES) throw new ApiError("conflict", `meter ${slug}: ${CANDIDATES} stale entitlement index rows were repaired and more remain to be checked; retry the delete`);
+  if (rows.length === CANDIDATES) throw new ApiError("conflict", `meter ${slug}: ${CANDIDATES} stale entitlement index rows were repaired and more remain to be checked; retry the ${action}`);
 }

@@ -14,7 +14,7 @@ import { ms } from "./entitlement-schemas";
 import { optionalPage, pageRange } from "./pagination";
 import { metadataField } from "./schemas";
 import { ApiError, errorResponses } from "./errors";
-import { refuseMeterInUse } from "./meter-in-use";
+import { refuseLiveEntitlements, refuseMeterInUse } from "./meter-in-use";
 import { refuseConfigGrowth } from "./config-budget";
 
 export const MeterSchema = z
@@ -160,16 +160,23 @@ meters.openapi(
 /**
  * 409 when the new groupBy drops a key that a live feature of the meter filters on: its entitlements
  * would stop counting the usage they count now, silently (a PUT that leaves groupBy out drops every
- * key). Archive the feature, or keep the key.
+ * key). Archive the feature, or keep the key. An archived feature's entitlements keep counting with
+ * the filters they copied, so the same holds while one of them is live (an archived feature's live
+ * entitlement lost its usage, 5 to 0, to such an update): delete it first.
  */
 async function keepFilteredKeys(c: Context<AppEnv>, namespace: string, slug: string, groupBy: Record<string, string>): Promise<void> {
-  for (const f of await listFeatures(database(c.env.DB), namespace, { includeArchived: false, meterSlugs: [slug] })) {
+  const archived = new Map<string, string>();
+  for (const f of await listFeatures(database(c.env.DB), namespace, { includeArchived: true, meterSlugs: [slug] })) {
     const used = [...Object.keys(f.meterGroupByFilters ?? {}), ...Object.keys(f.advancedMeterGroupByFilters ?? {})];
     const dropped = used.find((k) => !Object.hasOwn(groupBy, k));
-    if (dropped !== undefined) {
-      throw new ApiError("conflict", `feature ${f.key} filters on group by key ${dropped}, which this update removes; keep the key, or archive the feature first`);
-    }
+    if (dropped === undefined) continue;
+    if (f.archivedAt !== null) archived.set(f.id, dropped);
+    else throw new ApiError("conflict", `feature ${f.key} filters on group by key ${dropped}, which this update removes; keep the key, or archive the feature first`);
   }
+  if (archived.size === 0) return;
+  await refuseLiveEntitlements(c, namespace, slug, [...archived.keys()], "update", (row) =>
+    `entitlement ${row.id} of subject ${row.subject} (feature ${row.featureKey}, archived) filters on a group by key this update removes; keep the key, or delete the entitlement first`,
+  );
 }
 
 meters.openapi(

@@ -153,6 +153,22 @@ describe("PUT /api/v1/meters/{idOrSlug} (OpenMeter's MeterUpdate replaces)", () 
     }
   });
 
+  it("refuses (409) to drop a key that an archived feature's live entitlement filters on, until the entitlement is deleted", async () => {
+    // Archiving leaves existing entitlements counting with their copied filters: the update used to pass
+    // (200) and the entitlement's usage fell from 5 to 0, its balance back to the whole grant.
+    const s = await setupEntitlement({ groupBy: { model: "$.model" }, filters: { model: "a" }, entitlement: { issueAfterReset: 100 } });
+    await ingestOk([event({ type: s.eventType, subject: s.subject, data: { tokens: 5, model: "a" } }), event({ type: s.eventType, subject: s.subject, data: { tokens: 7, model: "b" } })]);
+    const value = async () => (await api("GET", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}/value`)).body;
+    expect(await value()).toMatchObject({ usage: 5, balance: 95 });
+    expect((await api("DELETE", `/api/v1/features/${s.feature}`)).status).toBe(204);
+    const refused = await api("PUT", `/api/v1/meters/${s.meter}`, { body: { groupBy: {} } });
+    expectProblem(refused, 409, "conflict");
+    expect(refused.body.detail).toContain(s.entitlement.id);
+    expect(await value()).toMatchObject({ usage: 5, balance: 95 });
+    expect((await api("DELETE", `/api/v1/subjects/${s.subject}/entitlements/${s.entitlement.id}`)).status).toBe(204);
+    expect((await api("PUT", `/api/v1/meters/${s.meter}`, { body: { groupBy: {} } })).status).toBe(200);
+  });
+
   it("refuses (409) to drop a filtered group by key named like an Object.prototype member too", async () => {
     const slug = uid("kept_proto");
     await createMeter({ slug, eventType: uid("kept_p"), aggregation: "SUM", valueProperty: "$.tokens", groupBy: { constructor: "$.c" } });
