@@ -119,6 +119,7 @@ export function createClient(options: ClientOptions): EdgemeterClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       let res: Response;
+      let text: string;
       try {
         res = await doFetch(
           new Request(base + path, {
@@ -128,6 +129,9 @@ export function createClient(options: ClientOptions): EdgemeterClient {
             signal: AbortSignal.timeout(timeoutMs),
           }),
         );
+        // The body is part of the attempt: the timeout also aborts its reading, and a body that stalls or
+        // breaks off is a network error like any other (it escaped as a bare TimeoutError, never retried).
+        text = await res.text();
       } catch (e) {
         if (attempt < retries) {
           await sleep(backoff(attempt));
@@ -135,7 +139,6 @@ export function createClient(options: ClientOptions): EdgemeterClient {
         }
         throw new EdgemeterError(0, `edgemeter unreachable: ${(e as Error)?.message ?? e}`);
       }
-      const text = await res.text();
       if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
       if (res.status >= 500 && attempt < retries) {
         const after = Number(res.headers.get("retry-after"));

@@ -120,4 +120,20 @@ describe("client", () => {
     expect(calls).toBe(2);
     expect(c).toMatchObject({ allowed: true, duplicate: true, usage: 4 });
   });
+
+  it("retries a timeout while the answer's body arrives like any network error, and reports it as EdgemeterError", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 10 } });
+    // The first attempt goes to a server (test/receiver.ts) that sends headers and one byte, then nothing.
+    const stalled = (r: Request) => fetch(new Request("https://receiver.test/stalled-body/check", r));
+    let calls = 0;
+    const stallOnce = (r: Request) => (++calls === 1 ? stalled(r) : gateway(r));
+    const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: stallOnce, timeoutMs: 200 });
+    const c = await em.check({ subject: s.subject, feature: s.feature, event: { type: s.eventType, data: { tokens: 2 } } });
+    expect(calls).toBe(2);
+    expect(c).toMatchObject({ allowed: true, usage: 2 });
+    const once = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: stalled, timeoutMs: 200, retries: 0 });
+    const err = await once.check({ subject: s.subject, feature: s.feature }).catch((e) => e);
+    expect(err).toBeInstanceOf(EdgemeterError);
+    expect(err.status).toBe(0);
+  });
 });
