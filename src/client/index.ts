@@ -139,7 +139,14 @@ export function createClient(options: ClientOptions): EdgemeterClient {
         }
         throw new EdgemeterError(0, `edgemeter unreachable: ${(e as Error)?.message ?? e}`);
       }
-      if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
+      if (res.ok) {
+        // Not edgemeter's answer (e.g. a captive proxy's HTML): an EdgemeterError like any other failure, not a bare SyntaxError.
+        try {
+          return (text ? JSON.parse(text) : undefined) as T;
+        } catch {
+          throw new EdgemeterError(res.status, `edgemeter answered ${res.status} with a body that is not JSON`);
+        }
+      }
       if (res.status >= 500 && attempt < retries) {
         const after = Number(res.headers.get("retry-after"));
         await sleep(Number.isFinite(after) && after > 0 ? Math.min(after * 1000, RETRY_AFTER_CAP_MS) : backoff(attempt));

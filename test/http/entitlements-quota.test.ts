@@ -136,4 +136,12 @@ describe("client", () => {
     expect(err).toBeInstanceOf(EdgemeterError);
     expect(err.status).toBe(0);
   });
+
+  it("throws EdgemeterError, not SyntaxError, when a 2xx answer is not JSON", async () => {
+    const html = async () => new Response("<html>captive portal</html>", { status: 200, headers: { "content-type": "text/html" } });
+    const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: html });
+    const err = await em.value("anyone", "anything").catch((e) => e);
+    expect(err).toBeInstanceOf(EdgemeterError);
+    expect(err.status).toBe(200);
+  });
 });
