@@ -88,6 +88,17 @@ describe("quota middleware", () => {
     const open = await appFor(s, { fetch: down, retries: 0, failOpen: true });
     expect((await open.app.request("/api/hello", { headers: { "x-customer": s.subject } })).status).toBe(200);
   });
+
+  it("takes only edgemeter's own not_found as no entitlement: another 404 (a proxy, a wrong host) is a failure, so 503 or failOpen", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 5 } });
+    const proxy404 = async () => new Response("<html>404 Not Found</html>", { status: 404, headers: { "content-type": "text/html" } });
+    const closed = await appFor(s, { fetch: proxy404 });
+    const r = await closed.app.request("/api/hello", { headers: { "x-customer": s.subject } });
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { code: string }).code).toBe("quota_unavailable");
+    const open = await appFor(s, { fetch: proxy404, failOpen: true });
+    expect((await open.app.request("/api/hello", { headers: { "x-customer": s.subject } })).status).toBe(200);
+  });
 });
 
 describe("client", () => {
