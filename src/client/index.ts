@@ -10,8 +10,8 @@
  *
  * Retries: every call here is safe to repeat — ingest and check deduplicate events by (source, id),
  * a check without an event records nothing, value only reads — so network errors, timeouts and 5xx
- * answers are retried (default twice, with backoff; Retry-After is honoured up to 5 s). Events get a
- * time-ordered id (UUIDv7, timeOrderedId below) when they have none, fixed before the first attempt,
+ * answers are retried (default twice, with backoff of at most 5 s; Retry-After is honoured up to 5 s).
+ * Events get a time-ordered id (UUIDv7, timeOrderedId below) when they have none, fixed before the first attempt,
  * so a retry never counts twice.
  */
 import type { EntitlementValue } from "../domain/entitlement";
@@ -182,7 +182,9 @@ export function createClient(options: ClientOptions): EdgemeterClient {
   };
 }
 
-const backoff = (attempt: number) => 100 * 2 ** attempt + Math.random() * 50;
+// Doubling from 100 ms, at most 5 s: uncapped, `retries: 12` slept 3.4 minutes before its last attempt.
+const BACKOFF_CAP_MS = 5_000;
+const backoff = (attempt: number) => Math.min(100 * 2 ** attempt, BACKOFF_CAP_MS) + Math.random() * 50;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**

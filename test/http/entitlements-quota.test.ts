@@ -155,4 +155,23 @@ describe("client", () => {
     expect(err).toBeInstanceOf(EdgemeterError);
     expect(err.status).toBe(200);
   });
+
+  it("bounds the backoff between retries, however many are configured", async () => {
+    const waits: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    // Record each sleep and skip it.
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      waits.push(ms ?? 0);
+      return realSetTimeout(fn, 0);
+    }) as typeof setTimeout;
+    try {
+      const down = async () => new Response("unavailable", { status: 503 });
+      const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: down, retries: 12 });
+      expect(await em.value("anyone", "anything").catch((e) => e)).toBeInstanceOf(EdgemeterError);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    expect(waits).toHaveLength(12);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(5_050);
+  });
 });
