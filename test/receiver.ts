@@ -5,6 +5,7 @@
  *   fail=N      the first N deliveries answer `status` (default 500), later ones 204
  *   gone=1      always 410 Gone
  *   slowMs=T    wait T ms before answering
+ * A path containing /stalled-body/ answers 200 at once with a body that sends one byte and never ends.
  * Tests read what arrived through the RECEIVER service binding: GET /deliveries?name=<name>.
  */
 export interface Received {
@@ -20,6 +21,10 @@ const received = new Map<string, Received[]>();
 export async function outbound(request: Request): Promise<Response> {
   const url = new URL(request.url);
   if (url.hostname !== "receiver.test") throw new Error(`no network in tests: ${request.url}`);
+  if (url.pathname.includes("/stalled-body/")) {
+    const body = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new TextEncoder().encode("{")) });
+    return new Response(body, { status: 200, headers: { "content-type": "application/json" } });
+  }
   const name = url.pathname.replace(/^\/hooks\//, "");
   const list = received.get(name) ?? [];
   received.set(name, list);

@@ -10,8 +10,8 @@
  *
  * Retries: every call here is safe to repeat — ingest and check deduplicate events by (source, id),
  * a check without an event records nothing, value only reads — so network errors, timeouts and 5xx
- * answers are retried (default twice, with backoff; Retry-After is honoured up to 5 s). Events get a
- * time-ordered id (UUIDv7, timeOrderedId below) when they have none, fixed before the first attempt,
+ * answers are retried (default twice, with backoff of at most 5 s; Retry-After is honoured up to 5 s).
+ * Events get a time-ordered id (UUIDv7, timeOrderedId below) when they have none, fixed before the first attempt,
  * so a retry never counts twice.
  */
 import type { EntitlementValue } from "../domain/entitlement";
@@ -119,6 +119,7 @@ export function createClient(options: ClientOptions): EdgemeterClient {
     const payload = body === undefined ? undefined : JSON.stringify(body);
     for (let attempt = 0; ; attempt++) {
       let res: Response;
+      let text: string;
       try {
         res = await doFetch(
           new Request(base + path, {
@@ -128,6 +129,9 @@ export function createClient(options: ClientOptions): EdgemeterClient {
             signal: AbortSignal.timeout(timeoutMs),
           }),
         );
+        // The body is part of the attempt: the timeout also aborts its reading, and a body that stalls or
+        // breaks off is a network error like any other (it escaped as a bare TimeoutError, never retried).
+        text = await res.text();
       } catch (e) {
         if (attempt < retries) {
           await sleep(backoff(attempt));
@@ -135,8 +139,14 @@ export function createClient(options: ClientOptions): EdgemeterClient {
         }
         throw new EdgemeterError(0, `edgemeter unreachable: ${(e as Error)?.message ?? e}`);
       }
-      const text = await res.text();
-      if (res.ok) return (text ? JSON.parse(text) : undefined) as T;
+      if (res.ok) {
+        // Not edgemeter's answer (e.g. a captive proxy's HTML): an EdgemeterError like any other failure, not a bare SyntaxError.
+        try {
+          return (text ? JSON.parse(text) : undefined) as T;
+        } catch {
+          throw new EdgemeterError(res.status, `edgemeter answered ${res.status} with a body that is not JSON`);
+        }
+      }
       if (res.status >= 500 && attempt < retries) {
         const after = Number(res.headers.get("retry-after"));
         await sleep(Number.isFinite(after) && after > 0 ? Math.min(after * 1000, RETRY_AFTER_CAP_MS) : backoff(attempt));
@@ -172,7 +182,9 @@ export function createClient(options: ClientOptions): EdgemeterClient {
   };
 }
 
-const backoff = (attempt: number) => 100 * 2 ** attempt + Math.random() * 50;
+// Doubling from 100 ms, at most 5 s: uncapped, `retries: 12` slept 3.4 minutes before its last attempt.
+const BACKOFF_CAP_MS = 5_000;
+const backoff = (attempt: number) => Math.min(100 * 2 ** attempt, BACKOFF_CAP_MS) + Math.random() * 50;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**

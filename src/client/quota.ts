@@ -53,8 +53,9 @@ export function quota<C extends Context = Context>(options: QuotaOptions<C>): Mi
     try {
       result = await client.check({ subject, feature, ...(amount !== undefined ? { amount } : {}), ...(event ? { event } : {}) });
     } catch (e) {
-      const status = e instanceof EdgemeterError ? e.status : 0;
-      if (status === 404) return problem(c, 403, "no_entitlement", "No Entitlement", `${subject} has no entitlement for ${feature}`, { feature });
+      // Only edgemeter's own answer: a 404 from anything else (a proxy, a wrong host or path) says nothing
+      // about entitlements, and refused every request with 403 even under failOpen.
+      if (e instanceof EdgemeterError && e.status === 404 && e.problem?.code === "not_found") return problem(c, 403, "no_entitlement", "No Entitlement", `${subject} has no entitlement for ${feature}`, { feature });
       if (options.failOpen) {
         await next();
         return;

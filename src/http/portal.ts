@@ -129,8 +129,11 @@ portal.openapi(
 );
 
 const QUERY_PATH = "/api/v1/portal/meters/{meterSlug}/query";
-/** Matches the portal query route, which app.ts exempts from API-key authentication. */
-export const isPortalQuery = (method: string, path: string) => method === "GET" && /^\/api\/v1\/portal\/meters\/[^/]+\/query$/.test(path);
+/**
+ * Matches the portal query route, which app.ts exempts from API-key authentication. HEAD too: hono
+ * answers it with the GET route, which refuses API keys, so it was 401 whatever the credential.
+ */
+export const isPortalQuery = (method: string, path: string) => (method === "GET" || method === "HEAD") && /^\/api\/v1\/portal\/meters\/[^/]+\/query$/.test(path);
 
 portal.openAPIRegistry.registerPath(
   createRoute({

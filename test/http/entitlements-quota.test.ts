@@ -88,6 +88,17 @@ describe("quota middleware", () => {
     const open = await appFor(s, { fetch: down, retries: 0, failOpen: true });
     expect((await open.app.request("/api/hello", { headers: { "x-customer": s.subject } })).status).toBe(200);
   });
+
+  it("takes only edgemeter's own not_found as no entitlement: another 404 (a proxy, a wrong host) is a failure, so 503 or failOpen", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 5 } });
+    const proxy404 = async () => new Response("<html>404 Not Found</html>", { status: 404, headers: { "content-type": "text/html" } });
+    const closed = await appFor(s, { fetch: proxy404 });
+    const r = await closed.app.request("/api/hello", { headers: { "x-customer": s.subject } });
+    expect(r.status).toBe(503);
+    expect(((await r.json()) as { code: string }).code).toBe("quota_unavailable");
+    const open = await appFor(s, { fetch: proxy404, failOpen: true });
+    expect((await open.app.request("/api/hello", { headers: { "x-customer": s.subject } })).status).toBe(200);
+  });
 });
 
 describe("client", () => {
@@ -119,5 +130,48 @@ describe("client", () => {
     const c = await em.check({ subject: s.subject, feature: s.feature, event: { type: s.eventType, data: { tokens: 4 } } });
     expect(calls).toBe(2);
     expect(c).toMatchObject({ allowed: true, duplicate: true, usage: 4 });
+  });
+
+  it("retries a timeout while the answer's body arrives like any network error, and reports it as EdgemeterError", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 10 } });
+    // The first attempt goes to a server (test/receiver.ts) that sends headers and one byte, then nothing.
+    const stalled = (r: Request) => fetch(new Request("https://receiver.test/stalled-body/check", r));
+    let calls = 0;
+    const stallOnce = (r: Request) => (++calls === 1 ? stalled(r) : gateway(r));
+    const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: stallOnce, timeoutMs: 200 });
+    const c = await em.check({ subject: s.subject, feature: s.feature, event: { type: s.eventType, data: { tokens: 2 } } });
+    expect(calls).toBe(2);
+    expect(c).toMatchObject({ allowed: true, usage: 2 });
+    const once = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: stalled, timeoutMs: 200, retries: 0 });
+    const err = await once.check({ subject: s.subject, feature: s.feature }).catch((e) => e);
+    expect(err).toBeInstanceOf(EdgemeterError);
+    expect(err.status).toBe(0);
+  });
+
+  it("throws EdgemeterError, not SyntaxError, when a 2xx answer is not JSON", async () => {
+    const html = async () => new Response("<html>captive portal</html>", { status: 200, headers: { "content-type": "text/html" } });
+    const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: html });
+    const err = await em.value("anyone", "anything").catch((e) => e);
+    expect(err).toBeInstanceOf(EdgemeterError);
+    expect(err.status).toBe(200);
+  });
+
+  it("bounds the backoff between retries, however many are configured", async () => {
+    const waits: number[] = [];
+    const realSetTimeout = globalThis.setTimeout;
+    // Record each sleep and skip it.
+    globalThis.setTimeout = ((fn: () => void, ms?: number) => {
+      waits.push(ms ?? 0);
+      return realSetTimeout(fn, 0);
+    }) as typeof setTimeout;
+    try {
+      const down = async () => new Response("unavailable", { status: 503 });
+      const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: down, retries: 12 });
+      expect(await em.value("anyone", "anything").catch((e) => e)).toBeInstanceOf(EdgemeterError);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+    }
+    expect(waits).toHaveLength(12);
+    expect(Math.max(...waits)).toBeLessThanOrEqual(5_050);
   });
 });

@@ -126,6 +126,15 @@ describe("the portal query", () => {
     const meter = await api("GET", `/api/v1/meters/${TOKENS}`);
     expectProblem(await portalQuery(token, meter.body.id.toLowerCase()), 404, "not_found");
   });
+
+  it("answers HEAD as GET, which its Allow header names", async () => {
+    const { token } = await mint({ subject: ALICE });
+    const head = await api("HEAD", `/api/v1/portal/meters/${TOKENS}/query`, { key: token });
+    expect(head.status).toBe(200);
+    expect(head.text).toBe("");
+    expect(head.headers.get("content-type")).toContain("application/json");
+    expect((await api("POST", `/api/v1/portal/meters/${TOKENS}/query`)).headers.get("allow")).toBe("GET, HEAD");
+  });
 });
 
 describe("what a portal token cannot do", () => {
