@@ -1,4 +1,5 @@
 import { matchesFilters, type EntitlementValue } from "../domain/entitlement";
+import { settle } from "../domain/values";
 import { readEvent, type MeterEvent, type MeterSet } from "../domain/metering";
 import { minuteOf } from "../domain/windows";
 import { fail, findForValue, ok, type EntitlementRow, type Result } from "./entitlements";
@@ -74,7 +75,7 @@ export function checkAndRecord(sql: Sql, meters: MeterSet, input: CheckInput, no
     const replaces = !ev || e.latestAt === null || ev.time >= e.latestAt;
     allowed = (replaces ? balanceIfLatest(e, grants, now, amount, ev ? ev.time : now) : before).overage <= 0;
   } else if (!allowed) {
-    allowed = before.balance >= amount;
+    allowed = before.balance >= settle(amount);
   }
   if (!allowed || !ev) return ok({ allowed, entitlementId: e.id, amount, ...toValue(e, before) });
 

@@ -39,6 +39,8 @@
  * OpenMeter treats grant amounts as limits rather than budgets.
  */
 
+import { settle } from "./values";
+
 export interface Grant {
   id: string;
   amount: number;
@@ -210,7 +212,7 @@ export function computeBalance(input: ComputeBalanceInput): EntitlementBalance {
     // Expired or voided grants simply drop out (their rest is lost: reported as 0 below).
     const active = grants.filter((g) => isGrantActiveAt(g, phaseStart));
     // Usage is never credited back to grants: a phase whose net usage is negative burns nothing.
-    const [left, burned] = burn(balances, active, overage + Math.max(0, phaseUsage[i] as number));
+    const [left, burned] = burn(balances, active, settle(overage + Math.max(0, settle(phaseUsage[i] as number))));
     overage = left;
     burnedTotal += burned;
   }
@@ -218,12 +220,12 @@ export function computeBalance(input: ComputeBalanceInput): EntitlementBalance {
   const grantBalances: Record<string, number> = {};
   let balance = 0;
   for (const g of grants) {
-    const b = isGrantActiveAt(g, at) ? (balances.get(g.id) ?? 0) : 0;
+    const b = isGrantActiveAt(g, at) ? settle(balances.get(g.id) ?? 0) : 0;
     grantBalances[g.id] = b;
     balance += b;
   }
-  const usage = phaseUsage.reduce((s, u) => s + u, 0);
-  return { balance, usage, overage, totalAvailableGrantAmount: balance + burnedTotal, grantBalances };
+  const usage = settle(phaseUsage.reduce((s, u) => s + settle(u), 0));
+  return { balance: settle(balance), usage, overage: settle(overage), totalAvailableGrantAmount: settle(balance + burnedTotal), grantBalances };
 }
 
 /** Balance of a grant right after a reset: OpenMeter's Grant.RolloverBalance. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { groupValue, readNumber, readScalarKey } from "../../src/domain/values";
+import { groupValue, readNumber, readScalarKey, settle } from "../../src/domain/values";
 
 describe("readNumber", () => {
   it.each([
@@ -141,4 +141,16 @@ describe("groupValue", () => {
       expect(groupValue(input)).toBeNull();
     },
   );
+});
+
+describe("settle", () => {
+  it("keeps fractions to 15 significant digits and integers as they are", () => {
+    expect(settle(0.1 + 0.2)).toBe(0.3);
+    expect(settle(1 - 0.6000000000000001)).toBe(0.4);
+    expect(settle(0.9999999999999999)).toBe(1);
+    expect(settle(2 ** 53 - 1)).toBe(2 ** 53 - 1);
+    expect(settle(1234567890123456)).toBe(1234567890123456);
+    expect(settle(-0.30000000000000004)).toBe(-0.3);
+    expect(settle(1.5e-300)).toBe(1.5e-300);
+  });
 });

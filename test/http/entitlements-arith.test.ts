@@ -36,10 +36,10 @@ describe("entitlement arithmetic (review)", () => {
     expect((await check({ subject: s.subject, feature: s.feature, amount: 0.7 })).body).toMatchObject({ allowed: true });
   });
 
-  // Known defect, not fixed here (see the review report): the running counters add batch deltas
-  // naively while the buckets' SQL total() uses compensated summation, so the counters' usage is
-  // 0.6000000000000001, the balance 0.3999999999999999, and a check of 0.4 is refused.
-  it.fails("a hard-limit check decides on the period's usage as the meter sums it: grant 1, usage 0.1 + 0.2 + 0.3, a check of 0.4 fits", async () => {
+  // The running counters add batch deltas one by one while the buckets' SQL total() compensates for
+  // rounding: the counters' usage was 0.6000000000000001, the balance 0.3999999999999999, and a check
+  // of 0.4 was refused (settle() in src/domain/grants.ts).
+  it("a hard-limit check decides on the period's usage as the meter sums it: grant 1, usage 0.1 + 0.2 + 0.3, a check of 0.4 fits", async () => {
     const from = truncMin(Date.now() - HOUR);
     const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
     expect((await grant(s, { amount: 1, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).status).toBe(201);
@@ -50,8 +50,8 @@ describe("entitlement arithmetic (review)", () => {
     expect((await check({ subject: s.subject, feature: s.feature, amount: 0.4 })).body).toMatchObject({ allowed: true });
   });
 
-  // Known defect, not fixed here: counters say usage 0.9999999999999999, value?time= (buckets) says 1.
-  it.fails("value from the counters agrees with value?time= from the buckets for fractional usage", async () => {
+  // Counters said usage 0.9999999999999999, value?time= (buckets) 1.
+  it("value from the counters agrees with value?time= from the buckets for fractional usage", async () => {
     const now = Date.now();
     const from = truncMin(now - HOUR);
     const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
