@@ -219,6 +219,15 @@ describe("local midnight repeated or skipped", () => {
   });
 });
 
+describe("year 0000 (RFC 3339 and ingest accept it)", () => {
+  // Intl prints 1 BC (year 0) as "1", its era year: the window was read a year late, 0001-06-14T23:06:32Z.
+  it("a DAY, MONTH or HOUR window in year 0 contains its instant", () => {
+    expect(windowOf("0000-06-15T12:00:00Z", "DAY", "Europe/Berlin")).toEqual(["0000-06-14T23:06:32.000Z", "0000-06-15T23:06:32.000Z"]);
+    expect(windowOf("0000-06-15T12:00:00Z", "MONTH", "America/New_York")).toEqual(["0000-06-01T04:56:02.000Z", "0000-07-01T04:56:02.000Z"]);
+    expect(windowOf("0000-01-01T00:30:00Z", "HOUR", "Etc/GMT-9")).toEqual(["0000-01-01T00:00:00.000Z", "0000-01-01T01:00:00.000Z"]);
+  });
+});
+
 describe("a skipped local date (Pacific/Apia, 2011-12-30)", () => {
   it("goes from Dec 29 straight to Dec 31", () => {
     expect(windowOf("2011-12-29T20:00:00Z", "DAY", "Pacific/Apia")).toEqual(["2011-12-29T10:00:00.000Z", "2011-12-30T10:00:00.000Z"]);
