@@ -107,6 +107,9 @@ function remember(ms: number, size: WindowSize, k: number, z: Zone): void {
     if (cache.size >= LABEL_CACHE_LIMIT) cache.clear();
     cache.set(key, w);
   }
+  // A local date can come back after the next one began (St John's fell back 00:01 -> 23:01 until
+  // 2011): the next day starts at the first midnight, so the repeated minutes belong to it.
+  if (ms >= w.end) w = computeWindow(w.end, wallMs(w.end, z), offsetAt(w.end, z), size, z);
   z.memo[k] = w.start;
   z.memo[k + 1] = w.end;
 }
