@@ -19,7 +19,7 @@
  * and the last window per zone and size is remembered: a fold walks buckets in time order, so
  * nearly every call is one comparison; a call out of order costs one format() when the window's
  * local label was seen before. As in Temporal's algorithm, resolving a local midnight assumes at
- * most one offset change within a day either side of it. Supported range: years 1 to 9999,
+ * most one offset change within a day either side of it. Supported range: years 0 to 9999,
  * proleptic Gregorian calendar.
  */
 
@@ -107,6 +107,9 @@ function remember(ms: number, size: WindowSize, k: number, z: Zone): void {
     if (cache.size >= LABEL_CACHE_LIMIT) cache.clear();
     cache.set(key, w);
   }
+  // A local date can come back after the next one began (St John's fell back 00:01 -> 23:01 until
+  // 2011): the next day starts at the first midnight, so the repeated minutes belong to it.
+  if (ms >= w.end) w = computeWindow(w.end, wallMs(w.end, z), offsetAt(w.end, z), size, z);
   z.memo[k] = w.start;
   z.memo[k + 1] = w.end;
 }
@@ -197,7 +200,10 @@ function wallMs(ms: number, z: Zone): number {
   if (inNumber) f[count++] = n;
   if (count !== 6) throw new RangeError(`cannot read local time from ${JSON.stringify(text)}`);
   // Some ICU versions print midnight as hour 24 of the same date.
-  return utc(f[2]!, f[0]! - 1, f[1]!, f[3]! % 24, f[4]!, f[5]!) + sub;
+  const wall = utc(f[2]!, f[0]! - 1, f[1]!, f[3]! % 24, f[4]!, f[5]!) + sub;
+  // Years before 1 are printed as era years (year 0 is "1", i.e. 1 BC), which reads a year or more
+  // late; any real offset is within a day or so.
+  return wall - ms > 2 * DAY_MS ? utc(1 - f[2]!, f[0]! - 1, f[1]!, f[3]! % 24, f[4]!, f[5]!) + sub : wall;
 }
 
 // Scratch space for wallMs; the module is single-threaded and wallMs does not re-enter.

@@ -219,6 +219,25 @@ describe("local midnight repeated or skipped", () => {
   });
 });
 
+describe("year 0000 (RFC 3339 and ingest accept it)", () => {
+  // Intl prints 1 BC (year 0) as "1", its era year: the window was read a year late, 0001-06-14T23:06:32Z.
+  it("a DAY, MONTH or HOUR window in year 0 contains its instant", () => {
+    expect(windowOf("0000-06-15T12:00:00Z", "DAY", "Europe/Berlin")).toEqual(["0000-06-14T23:06:32.000Z", "0000-06-15T23:06:32.000Z"]);
+    expect(windowOf("0000-06-15T12:00:00Z", "MONTH", "America/New_York")).toEqual(["0000-06-01T04:56:02.000Z", "0000-07-01T04:56:02.000Z"]);
+    expect(windowOf("0000-01-01T00:30:00Z", "HOUR", "Etc/GMT-9")).toEqual(["0000-01-01T00:00:00.000Z", "0000-01-01T01:00:00.000Z"]);
+  });
+});
+
+describe("a local date that comes back after the next one began (America/St_Johns, 2010-11-07 00:01 -> 2010-11-06 23:01)", () => {
+  // The repeated 23:01-24:00 of Nov 6 (02:31-03:30Z) got Nov 6's window [Nov 6 02:30Z, Nov 7 02:30Z), which
+  // does not contain it, or Nov 7's, depending on which instant was asked about before.
+  it("puts the repeated hour in the day that began at the first midnight, whatever was asked before", () => {
+    expect(windowOf("2010-11-07T02:45:00Z", "DAY", "America/St_Johns")).toEqual(["2010-11-07T02:30:00.000Z", "2010-11-08T03:30:00.000Z"]);
+    expect(windowOf("2010-11-06T12:00:00Z", "DAY", "America/St_Johns")).toEqual(["2010-11-06T02:30:00.000Z", "2010-11-07T02:30:00.000Z"]);
+    expect(windowOf("2010-11-07T02:45:00Z", "DAY", "America/St_Johns")).toEqual(["2010-11-07T02:30:00.000Z", "2010-11-08T03:30:00.000Z"]);
+  });
+});
+
 describe("a skipped local date (Pacific/Apia, 2011-12-30)", () => {
   it("goes from Dec 29 straight to Dec 31", () => {
     expect(windowOf("2011-12-29T20:00:00Z", "DAY", "Pacific/Apia")).toEqual(["2011-12-29T10:00:00.000Z", "2011-12-30T10:00:00.000Z"]);
