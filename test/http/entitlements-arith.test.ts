@@ -10,7 +10,15 @@ const createEnt = async (s: { subject: string; feature: string }, body: Record<s
   return e.body;
 };
 
-describe("entitlement arithmetic (review)", () => {
+/** A subject measured from an hour back, with one grant of `amount` effective then, for a day: usage can be placed at minutes after `from`. */
+async function granted(amount: number) {
+  const from = truncMin(Date.now() - HOUR);
+  const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
+  expect((await grant(s, { amount, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).status).toBe(201);
+  return { s, from };
+}
+
+describe("entitlement arithmetic", () => {
   it("carries overage through automatic period rollovers with preserveOverageAtReset", async () => {
     const day0 = Math.floor(Date.now() / DAY) * DAY - 2 * DAY;
     const s = await setup({ entitlement: null });
@@ -27,10 +35,7 @@ describe("entitlement arithmetic (review)", () => {
   });
 
   it("balances of fractional usage are exact: 1 - 3 × 0.1 = 0.7, and a check of 0.7 fits", async () => {
-    const now = Date.now();
-    const from = truncMin(now - HOUR);
-    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
-    expect((await grant(s, { amount: 1, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).status).toBe(201);
+    const { s, from } = await granted(1);
     for (let i = 1; i <= 3; i++) await ingestOk([usage(s, { tokens: 0.1 }, { time: isoAt(from + i * MIN) })]);
     expect(await valueOk(s)).toMatchObject({ balance: 0.7 });
     expect((await check({ subject: s.subject, feature: s.feature, amount: 0.7 })).body).toMatchObject({ allowed: true });
@@ -38,11 +43,9 @@ describe("entitlement arithmetic (review)", () => {
 
   // The running counters add batch deltas one by one while the buckets' SQL total() compensates for
   // rounding: the counters' usage was 0.6000000000000001, the balance 0.3999999999999999, and a check
-  // of 0.4 was refused (settle() in src/domain/grants.ts).
+  // of 0.4 was refused (settle() in src/domain/values.ts).
   it("a hard-limit check decides on the period's usage as the meter sums it: grant 1, usage 0.1 + 0.2 + 0.3, a check of 0.4 fits", async () => {
-    const from = truncMin(Date.now() - HOUR);
-    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
-    expect((await grant(s, { amount: 1, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).status).toBe(201);
+    const { s, from } = await granted(1);
     for (const [i, v] of [0.1, 0.2, 0.3].entries()) await ingestOk([usage(s, { tokens: v }, { time: isoAt(from + (i + 1) * MIN) })]);
     const meterTotal = await total(s.meter, s.subject);
     const v = await valueOk(s);
@@ -52,10 +55,7 @@ describe("entitlement arithmetic (review)", () => {
 
   // Counters said usage 0.9999999999999999, value?time= (buckets) 1.
   it("value from the counters agrees with value?time= from the buckets for fractional usage", async () => {
-    const now = Date.now();
-    const from = truncMin(now - HOUR);
-    const s = await setup({ entitlement: { measureUsageFrom: isoAt(from) } });
-    expect((await grant(s, { amount: 2, effectiveAt: isoAt(from), expiration: { duration: "DAY", count: 1 } })).status).toBe(201);
+    const { s, from } = await granted(2);
     for (let i = 1; i <= 10; i++) await ingestOk([usage(s, { tokens: 0.1 }, { time: isoAt(from + i * MIN) })]);
     const cur = await valueOk(s);
     const past = await valueOk(s, `?time=${encodeURIComponent(isoAt(from + 20 * MIN))}`);
