@@ -94,11 +94,10 @@ function quote(s: string): string {
 }
 
 /**
- * Usage, balances, amounts and meter query values as burned, decided and answered: a fraction kept
- * to 15 significant digits, all a double holds exactly; integers as they are (exact below 2^53).
- * Usage is summed several ways — the running counters add batch by batch, reads of past instants sum
- * the buckets in SQLite, which compensates for rounding, the meter query folds them in order — and
- * their last digit differed: usage 0.9999999999999999 from
+ * Entitlement usage, balances and amounts as burned, decided and answered: a fraction kept to 15
+ * significant digits, all a double holds exactly; integers as they are (exact below 2^53). Usage is
+ * summed two ways — the running counters add batch by batch, reads of past instants sum the buckets
+ * in SQLite, which compensates for rounding — and their last digit differed: usage 0.9999999999999999 from
  * the counters and 1 from the buckets, and a hard-limit check of 0.4 refused against a balance of
  * 0.3999999999999999 (grant 1, usage 0.1 + 0.2 + 0.3).
  */
