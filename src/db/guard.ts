@@ -16,9 +16,9 @@ export function checkStatement(query: string, params: readonly unknown[]): void 
   if (params.length > MAX_BOUND_PARAMETERS) {
     throw new StatementLimitError(`statement binds ${params.length} parameters; the production limit is ${MAX_BOUND_PARAMETERS}: ${query.slice(0, 120)}`);
   }
-  // A UTF-16 unit is at most 3 UTF-8 bytes: only long statements need encoding to be measured.
+  // A UTF-16 unit is at most 3 UTF-8 bytes: only long strings need measuring.
   if (query.length * 3 > MAX_STATEMENT_BYTES) {
-    const bytes = new TextEncoder().encode(query).byteLength;
+    const bytes = utf8Length(query);
     if (bytes > MAX_STATEMENT_BYTES) throw new StatementLimitError(`statement is ${bytes} bytes; the production limit is ${MAX_STATEMENT_BYTES}`);
   }
   for (const p of params) {
