@@ -14,13 +14,14 @@
 // problem+json and schema checks); what the sweep sends (the ledger of acknowledged events, a valid
 // baseline per operation); the state a refused request must not change; setup; the sweep (`plan`: an
 // operation's refusals and other mutations); the two tests. The mutations themselves are in
-// fuzz-gen.ts, the reading of the OpenAPI document and its schema checks in fuzz-schema.ts.
-import { request } from "node:http";
+// fuzz-gen.ts, the reading of the OpenAPI document and its schema checks in fuzz-schema.ts, putting a
+// request on the wire exactly as built in fuzz-transport.ts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startGateway, type Gateway } from "./harness.mjs";
 import { startReceiver, type Receiver } from "./webhook-receiver.mjs";
 import { bodyMutations, dateTexts, decoded, malformedEscape, mapFields, nested, pathValues, prng, queryValues, type BodyMutation, type Expect } from "./fuzz-gen";
 import { deref, firstInvalid, operations, valid, validQuery, type Operation, type Schema } from "./fuzz-schema";
+import { transmit } from "./fuzz-transport";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_260_611);
 /** Values sampled per body field, query and path parameter: the sweep stays near 6,000 requests, ~30 s. */
@@ -88,27 +89,10 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
 
   async function raw(r: Req): Promise<Sent> {
     requests++;
-    const headers: Record<string, string> = { ...r.headers };
     const token = r.auth === "admin" ? gw.adminKey : r.auth === "bogus" ? "em_bogus_key" : r.auth === "none" ? null : keys[r.auth];
-    if (token) headers.authorization = `Bearer ${token}`;
-    let body: Uint8Array | undefined;
-    if (r.body !== undefined) {
-      // Bytes, never a string: fetch would add text/plain to a string body without a Content-Type.
-      body = typeof r.body === "string" ? new TextEncoder().encode(r.body) : r.body;
-      if (r.contentType !== null) headers["content-type"] = r.contentType ?? "application/json";
-    }
-    const init: RequestInit & { duplex?: "half" } = { method: r.method, headers, body: body as BodyInit | undefined };
-    if (r.chunked && body) {
-      const bytes = body;
-      const half = bytes.length >> 1;
-      init.body = new ReadableStream({ start: (c) => (c.enqueue(bytes.slice(0, half)), c.enqueue(bytes.slice(half)), c.close()) });
-      init.duplex = "half";
-    }
-    let res: Response;
+    const body = r.body === undefined ? undefined : typeof r.body === "string" ? new TextEncoder().encode(r.body) : r.body;
     try {
-      // fetch resolves dot segments (also %2E%2E) before sending, so "/meters/../subjects" would reach
-      // another route; those go out verbatim over node:http.
-      res = /\/(\.|%2e){1,2}(\/|\?|$)/i.test(r.url) ? await verbatim(r.method, r.url, headers, body) : await fetch(gw.baseUrl + r.url, init);
+      return { req: r, ...(await transmit(gw, { ...r, body }, token)) };
     } catch (err) {
       // A server may answer an oversized body early and close before reading it; the client then
       // fails writing (EPIPE, ECONNRESET). That is not a wrong answer. Anything else is.
@@ -117,29 +101,6 @@ describe(`generated sweep of the OpenAPI document (seed ${SEED})`, () => {
       else failures.push(`${r.op} — ${r.kind}: no answer (${cause})\n    ${describeReq(r)}`);
       return { req: r, status: 0, headers: new Headers(), text: "", json: undefined };
     }
-    const text = await res.text();
-    let json: any;
-    try {
-      json = JSON.parse(text);
-    } catch {}
-    return { req: r, status: res.status, headers: res.headers, text, json };
-  }
-
-  /** One request with its path exactly as given (no dot-segment resolution), answered as a Response. */
-  function verbatim(method: string, path: string, headers: Record<string, string>, body?: Uint8Array): Promise<Response> {
-    return new Promise((resolve, reject) => {
-      const req = request({ host: "127.0.0.1", port: gw.port, method, path, headers }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on("data", (c: Buffer) => chunks.push(c));
-        res.on("end", () => {
-          const h = new Headers();
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) h.set(k, Array.isArray(v) ? v.join(", ") : v);
-          resolve(new Response(res.statusCode === 204 || method === "HEAD" ? null : Buffer.concat(chunks), { status: res.statusCode, headers: h }));
-        });
-      });
-      req.on("error", reject);
-      req.end(body);
-    });
   }
 
   /** Sends and judges one request: the invariants of every answer, then the request's own expectation. */
