@@ -1,6 +1,6 @@
 import { DurableObject } from "cloudflare:workers";
 import { foldBuckets, type FoldSpec, type FoldedRow } from "../domain/aggregate";
-import type { MeterEvent, MeterSet } from "../domain/metering";
+import { MeterSet, type MeterEvent } from "../domain/metering";
 import { minuteOf } from "../domain/windows";
 import { settings, type Env } from "../env";
 import { readBuckets, readUniques } from "./buckets";
@@ -9,7 +9,7 @@ import { fromRows, ingestPlanned, type EventRows } from "./batch";
 import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from "./ingest";
 import { Jobs } from "./jobs";
 import { applyConfig, isStaleConfig, loadMeters, type ConfigRef, type StaleConfig } from "./meters";
-import { getMeta, migrate, setMeta } from "./schema";
+import { getMeta, hasSchema, migrate, setMeta } from "./schema";
 import type { BalanceHistory, HistoryQuery } from "./history";
 import type { EntitlementCreate, EntitlementValue, GrantCreate } from "../domain/entitlement";
 import { checkAndRecord, type CheckAnswer, type CheckInput } from "./check";
@@ -65,15 +65,23 @@ export class CustomerDO extends DurableObject<Env> {
   protected readonly dedupe: DedupeHint = { duplicatesLikely: false };
   protected alarms = 0;
   private registered = false;
+  /** False until the first write creates the schema (claim): until then every read answers "unknown". */
+  private hasSchema: boolean;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = new Sql(ctx.storage);
     this.jobs = new Jobs(this.sql, ctx.storage);
     this.snapshots = new SnapshotFlusher(this.sql, this.jobs, env, () => this.identity);
-    migrate(this.sql);
     this.notifier = new Notifier(this.sql, this.jobs, env, () => this.identity);
+    this.meters = { version: 0, set: new MeterSet([]) };
+    // An object nobody has written to keeps no storage, not even the schema: reads naming unknown
+    // subjects (typos, scans, hostile clients) must not leave a stored object behind for each name.
+    this.hasSchema = hasSchema(this.sql);
+    if (!this.hasSchema) return;
+    migrate(this.sql);
     this.meters = loadMeters(this.sql);
+    this.notifier.reload();
     const namespace = getMeta<string>(this.sql, "namespace");
     const subject = getMeta<string>(this.sql, "subject");
     if (namespace !== undefined && subject !== undefined) this.identity = { namespace, subject };
@@ -292,6 +300,7 @@ export class CustomerDO extends DurableObject<Env> {
 
   override async alarm(): Promise<void> {
     this.alarms++;
+    if (!this.hasSchema) return;
     await this.jobs.run({
       prune: (now) => {
         forgetOldWindows(this.sql, now, this.retentionMs());
@@ -344,6 +353,10 @@ export class CustomerDO extends DurableObject<Env> {
         throw new Error("customer durable object addressed with a foreign identity");
       }
       return;
+    }
+    if (!this.hasSchema) {
+      migrate(this.sql);
+      this.hasSchema = true;
     }
     this.sql.transaction(() => {
       setMeta(this.sql, "namespace", id.namespace);

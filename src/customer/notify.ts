@@ -48,9 +48,7 @@ export class Notifier {
     private readonly jobs: Jobs,
     private readonly env: Env,
     private readonly identity: () => Identity | undefined,
-  ) {
-    this.reload();
-  }
+  ) {}
 
   /** The definitions as stored: at start, and after a transaction that configured newer ones rolled back. */
   reload(): void {

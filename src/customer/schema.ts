@@ -92,9 +92,13 @@ export function migrate(sql: Sql): void {
   });
 }
 
+/** Whether anything was ever stored here: `meta` is the first table an object creates. */
+export function hasSchema(sql: Sql): boolean {
+  return Boolean(sql.one<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'meta'")?.n);
+}
+
 function schemaVersion(sql: Sql): number {
-  const table = sql.one<{ n: number }>("SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'meta'");
-  if (!table?.n) return 0;
+  if (!hasSchema(sql)) return 0;
   return Number(sql.one<{ value: number }>("SELECT value FROM meta WHERE key = 'schema_version'")?.value ?? 0);
 }
 

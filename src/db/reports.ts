@@ -85,34 +85,21 @@ function usageStatement(q: SnapshotQuery, windowsJson: string): SQL {
 }
 
 export interface SnapshotFreshness {
-  /** Subjects whose DO said at its last flush that it had more to send. */
+  /** Subjects that owe D1 a flush: their last one was capped, or they have not flushed since they first stored usage. */
   pending: number;
   /** The earliest `as_of` among those: their usage counted before it is in D1. */
   oldestPendingAsOf: number | null;
-  /** Pending subjects that have not flushed since `overdueBefore`, plus registered subjects that never flushed by then. */
+  /** Pending subjects that have not flushed since `overdueBefore` (or, never flushed, registered before it). */
   overdue: number;
-  /** The earliest registration among subjects registered before `nominal` that have never flushed. */
-  oldestUnflushedAt: number | null;
 }
 
-/** Reads the namespace's flush state: the pending ones through the partial index, the never-flushed by a scan of its subjects. */
-export async function snapshotFreshness(db: Db, namespace: string, nominal: number, overdueBefore: number): Promise<SnapshotFreshness> {
-  const unflushed = (before: number) =>
-    sql`FROM subjects AS s WHERE s.namespace = ${namespace} AND s.created_at < ${before}
-      AND NOT EXISTS (SELECT 1 FROM snapshot_subjects AS t WHERE t.namespace = s.namespace AND t.subject = s.key)`;
-  const rows = await db.all<{ pending: number; oldest_pending: number | null; overdue_pending: number; overdue_unflushed: number; oldest_unflushed: number | null }>(sql`SELECT
-      (SELECT count(*) FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1) AS pending,
-      (SELECT min(as_of) FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1) AS oldest_pending,
-      (SELECT count(*) FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1 AND flushed_at < ${overdueBefore}) AS overdue_pending,
-      (SELECT count(*) ${unflushed(overdueBefore)}) AS overdue_unflushed,
-      (SELECT min(s.created_at) ${unflushed(nominal)}) AS oldest_unflushed`);
+/** Reads the namespace's flush state through the partial index that holds only pending rows. */
+export async function snapshotFreshness(db: Db, namespace: string, overdueBefore: number): Promise<SnapshotFreshness> {
+  const rows = await db.all<{ pending: number; oldest_pending: number | null; overdue: number }>(sql`SELECT count(*) AS pending, min(as_of) AS oldest_pending,
+      count(CASE WHEN flushed_at < ${overdueBefore} THEN 1 END) AS overdue
+    FROM snapshot_subjects WHERE namespace = ${namespace} AND pending = 1`);
   const r = rows[0]!;
-  return {
-    pending: r.pending,
-    oldestPendingAsOf: r.oldest_pending,
-    overdue: r.overdue_pending + r.overdue_unflushed,
-    oldestUnflushedAt: r.oldest_unflushed,
-  };
+  return { pending: r.pending, oldestPendingAsOf: r.oldest_pending, overdue: r.overdue };
 }
 
 /** Subjects with snapshot rows for the meter whose 15 minutes overlap [from, to] (both inclusive, as OpenMeter's). */

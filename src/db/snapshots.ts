@@ -121,20 +121,32 @@ export interface OverdueSubject {
 }
 
 /**
- * Subjects whose snapshot is late, for the cron to nudge: those whose DO said at its last flush
- * (before `before`) that it had more to send, and those registered before `before` that have never
- * flushed (e.g. Durable Objects that counted usage before snapshots existed). The second needs a
- * scan of `subjects`; a nudged DO writes its state row even with nothing to send, so each subject
- * leaves that set after one nudge.
+ * A customer's Durable Object has just stored something (its first write, src/customer/subject.ts):
+ * D1 learns that the subject owes a first flush, as a pending state row of seq 0 (any real flush
+ * is newer). Freshness and the cron then find never-flushed subjects through the pending index,
+ * instead of scanning `subjects`, where rows created through the subjects API have no usage to flush.
+ */
+export function owesFirstFlush(db: Db, namespace: string, subject: string, now: number) {
+  return db.insert(snapshotSubjects).values({ namespace, subject, seq: 0, asOf: now, flushedAt: now, pending: 1 }).onConflictDoNothing();
+}
+
+/**
+ * Subjects whose snapshot is late, for the cron to nudge: pending (their last flush left more to
+ * send, or they never flushed) and not flushed since `before`. Picked at random: a subject whose
+ * nudge keeps failing must not hold the others back run after run.
  */
 export async function overdueSubjects(db: Db, before: number, limit: number): Promise<OverdueSubject[]> {
-  const pending = await db.all<OverdueSubject>(sql`SELECT namespace, subject FROM snapshot_subjects WHERE pending = 1 AND flushed_at < ${before} LIMIT ${limit}`);
-  if (pending.length >= limit) return pending;
-  const unflushed = await db.all<OverdueSubject>(sql`SELECT s.namespace AS namespace, s.key AS subject FROM subjects AS s
-    WHERE s.created_at < ${before}
-      AND NOT EXISTS (SELECT 1 FROM snapshot_subjects AS t WHERE t.namespace = s.namespace AND t.subject = s.key)
-    LIMIT ${limit - pending.length}`);
-  return [...pending, ...unflushed];
+  return db.all<OverdueSubject>(sql`SELECT namespace, subject FROM snapshot_subjects WHERE pending = 1 AND flushed_at < ${before} ORDER BY random() LIMIT ${limit}`);
+}
+
+/**
+ * Nudged Durable Objects that have never stored anything (state rows that migration 0012 wrote for
+ * subjects created through the API): nothing to flush. Only never-flushed rows (seq 0) are cleared.
+ */
+export async function owesNothing(db: Db, ids: readonly OverdueSubject[], now: number): Promise<void> {
+  if (ids.length === 0) return;
+  await db.run(sql`UPDATE snapshot_subjects SET pending = 0, flushed_at = ${now}
+    WHERE seq = 0 AND (namespace, subject) IN (SELECT value->>0, value->>1 FROM json_each(${JSON.stringify(ids.map((id) => [id.namespace, id.subject]))}))`);
 }
 
 /**

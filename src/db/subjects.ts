@@ -2,11 +2,16 @@ import { and, asc, eq, gt, or, sql } from "drizzle-orm";
 import { ulid } from "../domain/ids";
 import type { Db } from "./client";
 import { subjects } from "./schema";
+import { owesFirstFlush } from "./snapshots";
 
-/** Lists the subject (a row upserted earlier is kept as it is); answers its row, in one D1 batch. */
+/**
+ * Lists the subject whose Durable Object has stored its first usage (a row upserted earlier is kept
+ * as it is) and notes its first flush as owed; answers its row, in one D1 batch.
+ */
 export async function registerSubject(db: Db, namespace: string, key: string, now: number): Promise<SubjectRow | undefined> {
-  const [, rows] = await db.batch([
+  const [, , rows] = await db.batch([
     db.insert(subjects).values({ namespace, key, id: ulid(now), createdAt: now }).onConflictDoNothing(),
+    owesFirstFlush(db, namespace, key, now),
     db.select().from(subjects).where(and(eq(subjects.namespace, namespace), eq(subjects.key, key))),
   ]);
   return rows[0];

@@ -28,10 +28,10 @@ export const FreshnessSchema = z
   .object({
     completeBefore: z.string().openapi({
       description:
-        "Every event acknowledged (2xx) before this instant is included: now − intervalSeconds − 10 s, moved earlier to the last flush of any subject whose Durable Object still had changes to send, and to the registration of any subject that has not flushed yet although it should have.",
+        "Every event acknowledged (2xx) before this instant is included: now − intervalSeconds − 10 s, moved earlier to the last flush of any subject whose Durable Object still had changes to send, and to the first stored usage of any subject that has not flushed yet although it should have.",
     }),
     intervalSeconds: z.number().int().openapi({ description: "SNAPSHOT_INTERVAL_SECONDS: how long after its first unflushed change a customer's Durable Object flushes to D1." }),
-    pendingSubjects: z.number().int().openapi({ description: "Subjects whose last flush left more to send (their next flush follows within seconds)." }),
+    pendingSubjects: z.number().int().openapi({ description: "Subjects that owe D1 a flush: their last flush left more to send (the next follows within seconds), or they stored their first usage less than an interval ago." }),
     overdueSubjects: z.number().int().openapi({ description: "Subjects whose flush is late (the cron nudges them every few minutes); 0 when snapshots keep up." }),
   })
   .openapi("SnapshotFreshness");
@@ -57,7 +57,7 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
 
   // Freshness is read before the rows: whatever flush lands in between, the rows are at least as fresh as claimed.
   const [state, extent] = await Promise.all([
-    snapshotFreshness(db, namespace, nominal, now - overdueAfterMs(intervalSeconds)),
+    snapshotFreshness(db, namespace, now - overdueAfterMs(intervalSeconds)),
     snapshotExtent(db, namespace, meter.id, from, to),
   ]);
   const plan = planWindows({ from, to, windowSize: spec.windowSize, timeZone: spec.windowTimeZone, extent });
@@ -91,7 +91,7 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
   }
   data.sort((a, b) => cmp(a.windowStart, b.windowStart) || cmp(a.subject ?? "", b.subject ?? "") || cmp(JSON.stringify(a.groupBy), JSON.stringify(b.groupBy)));
 
-  const completeBefore = Math.min(nominal, state.oldestPendingAsOf ?? Infinity, state.oldestUnflushedAt ?? Infinity);
+  const completeBefore = Math.min(nominal, state.oldestPendingAsOf ?? Infinity);
   const freshness: Freshness = { completeBefore: iso(completeBefore), intervalSeconds, pendingSubjects: state.pending, overdueSubjects: state.overdue };
   const res = respond(c, { ...spec, from, to }, data, { freshness });
   // CSV has no room for it in the body.

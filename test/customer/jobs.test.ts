@@ -1,6 +1,7 @@
 import { runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { Jobs } from "../../src/customer/jobs";
+import { migrate } from "../../src/customer/schema";
 import { Sql } from "../../src/customer/sql";
 import { customerStub, uid } from "../helpers/api";
 
@@ -10,6 +11,8 @@ describe("jobs: the due table and the alarm", () => {
   const inObject = <T>(fn: (jobs: Jobs, sql: Sql, storage: DurableObjectStorage) => Promise<T>) =>
     runInDurableObject(customerStub(uid("jobs")), (_, state) => {
       const sql = new Sql(state.storage);
+      // A new object has no tables until its first write (CustomerDO.claim).
+      migrate(sql);
       return fn(new Jobs(sql, state.storage), sql, state.storage);
     });
   const row = (sql: Sql, name: string) => sql.one<{ value: number }>("SELECT value FROM meta WHERE key = ?", `job:${name}`)?.value;

@@ -194,7 +194,7 @@ describe("flush numbers", () => {
     const s = uid("refused");
     await ingestOk([ev(s, base + MINUTE, { tokens: 1, model: "a" })]);
     // D1 already holds a later flush of this subject (this object's storage was restored to an earlier point).
-    await env.DB.prepare("INSERT INTO snapshot_subjects (namespace, subject, seq, as_of, flushed_at, pending) VALUES (?, ?, 10, 0, 0, 0)").bind(NS, s).run();
+    await env.DB.prepare("INSERT OR REPLACE INTO snapshot_subjects (namespace, subject, seq, as_of, flushed_at, pending) VALUES (?, ?, 10, 0, 0, 0)").bind(NS, s).run();
     const result = await runInDurableObject(customerStub(s), async (_i, state) => {
       const { sql, flusher, pending, release } = await heldFlush(state, s);
       // A batch counted meanwhile: it marks its window and reserves the number after the one in flight.

@@ -39,21 +39,27 @@ async function runScheduled(at = Date.now()) {
   await waitOnExecutionContext(ctx);
 }
 
+/** Backdates the pending state row (seq 0) that the subject's first stored usage wrote. */
+async function owedSince(subject: string, at: number) {
+  const r = await env.DB.prepare("UPDATE snapshot_subjects SET as_of = ?1, flushed_at = ?1 WHERE namespace = ? AND subject = ? AND seq = 0 AND pending = 1").bind(at, NS, subject).run();
+  expect(r.meta.changes).toBe(1);
+}
+
 const nudge = (subject: string) => customerStub(subject).flushSnapshots({ namespace: NS, subject });
 
 describe("the cron safety net", () => {
-  it("flushes a subject registered long ago that never flushed (e.g. its alarm was lost)", async () => {
+  it("flushes a subject that stored usage long ago and never flushed (e.g. its alarm was lost)", async () => {
     const s = uid("lost");
     await ingestTokens(s, 4);
     await loseAlarm(s);
-    await env.DB.prepare("UPDATE subjects SET created_at = ? WHERE namespace = ? AND key = ?").bind(Date.now() - 10 * MINUTE, NS, s).run();
+    await owedSince(s, Date.now() - 10 * MINUTE);
     expect(await d1Sum(s)).toBeNull();
 
     await runScheduled();
     expect(await d1Sum(s)).toBe(4);
     const state = await env.DB.prepare("SELECT pending FROM snapshot_subjects WHERE namespace = ? AND subject = ?").bind(NS, s).first();
     expect(state).toEqual({ pending: 0 });
-    // Its state row now exists, so it is no longer picked as never flushed.
+    // Its state row is no longer pending, so it is no longer picked.
     expect(await overdueSubjects(database(env.DB), Date.now(), 1_000)).not.toContainEqual({ namespace: NS, subject: s });
   });
 
@@ -87,7 +93,7 @@ describe("the cron safety net", () => {
   it("a subject with nothing counted writes its state row when nudged", async () => {
     const s = uid("empty");
     await ingestOk([event({ subject: s, type: "no_meter_counts_this" })]);
-    await env.DB.prepare("UPDATE subjects SET created_at = ? WHERE namespace = ? AND key = ?").bind(Date.now() - 10 * MINUTE, NS, s).run();
+    await owedSince(s, Date.now() - 10 * MINUTE);
     await runScheduled();
     expect(await env.DB.prepare("SELECT seq, pending FROM snapshot_subjects WHERE namespace = ? AND subject = ?").bind(NS, s).first()).toEqual({ seq: 1, pending: 0 });
   });
