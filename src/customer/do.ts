@@ -3,7 +3,7 @@ import { foldBuckets, type FoldSpec, type FoldedRow } from "../domain/aggregate"
 import { MeterSet, type MeterEvent } from "../domain/metering";
 import { minuteOf } from "../domain/windows";
 import { settings, type Env } from "../env";
-import { readBuckets, readUniques } from "./buckets";
+import { readPrefolded } from "./prefold";
 import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
 import { fromRows, ingestPlanned, type EventRows } from "./batch";
 import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from "./ingest";
@@ -112,8 +112,7 @@ export class CustomerDO extends DurableObject<Env> {
       if (!meter) return [];
       const from = spec.from === null ? 0 : minuteOf(spec.from);
       const to = minuteOf(spec.to - 1) + 60_000;
-      const buckets = readBuckets(this.sql, meterId, from, to);
-      const uniques = meter.def.aggregation === "UNIQUE_COUNT" ? readUniques(this.sql, meterId, from, to) : [];
+      const { buckets, uniques } = readPrefolded(this.sql, meterId, from, to, spec.windowSize, spec.windowTimeZone, meter.def.aggregation);
       return foldBuckets({ ...spec, aggregation: meter.def.aggregation }, buckets, uniques);
     };
     return this.synced(config, fold, "read");
