@@ -104,8 +104,8 @@ export class CustomerDO extends DurableObject<Env> {
     return { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected };
   }
 
-  /** Folds the meter's buckets for a query; empty when this DO has nothing for the meter. */
-  query(id: Identity, config: ConfigRef, meterId: string, spec: FoldSpec): FoldedRow[] | StaleConfig {
+  /** Folds the meter's buckets for a query; empty when this DO has nothing for the meter. At most `maxRows` + 1 rows cross the RPC. */
+  query(id: Identity, config: ConfigRef, meterId: string, spec: FoldSpec, maxRows = Infinity): FoldedRow[] | StaleConfig {
     if (!this.owns(id)) return [];
     const fold = (): FoldedRow[] => {
       const meter = this.meters.set.byId.get(meterId);
@@ -113,7 +113,8 @@ export class CustomerDO extends DurableObject<Env> {
       const from = spec.from === null ? 0 : minuteOf(spec.from);
       const to = minuteOf(spec.to - 1) + 60_000;
       const { buckets, uniques } = readPrefolded(this.sql, meterId, from, to, spec.windowSize, spec.windowTimeZone, meter.def.aggregation);
-      return foldBuckets({ ...spec, aggregation: meter.def.aggregation }, buckets, uniques);
+      const rows = foldBuckets({ ...spec, aggregation: meter.def.aggregation }, buckets, uniques);
+      return rows.length > maxRows ? rows.slice(0, maxRows + 1) : rows;
     };
     return this.synced(config, fold, "read");
   }

@@ -38,16 +38,18 @@ export async function snapshotExtent(db: Db, namespace: string, meterId: string,
 
 /**
  * Folds snapshot rows into windows, subjects and groups inside D1, so what crosses the wire is the
- * answer, not every row. Windows arrive as JSON ([index, from, to] each, one seek per window).
+ * answer, not every row; null when the answer has more than `maxRows` rows. Windows arrive as JSON ([index, from, to] each, one seek per window).
  * SUM/COUNT add, MIN/MAX keep extremes, AVG travels as sum and count, LATEST takes the value with
  * the latest event time — ties go to the greater raw group key, as the per-subject fold over
  * (minute, group_key)-ordered buckets does — and UNIQUE_COUNT counts distinct values over the union
  * of the rows' stored values (distinct counts do not add up).
  */
-export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[]): Promise<SnapshotPartial[]> {
-  const out: SnapshotPartial[] = [];
+export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[], maxRows: number): Promise<SnapshotPartial[] | null> {
+  let out: SnapshotPartial[] = [];
   for (const chunk of jsonChunks(windows.map((w, i) => [i, w.from, w.to]))) {
-    out.push(...(await db.all<SnapshotPartial>(usageStatement(q, chunk))));
+    // Each partial is one row of the answer: one more than is left says the answer is too large.
+    out = out.concat(await db.all<SnapshotPartial>(sql`SELECT * FROM (${usageStatement(q, chunk)}) LIMIT ${maxRows - out.length + 1}`));
+    if (out.length > maxRows) return null;
   }
   return out;
 }

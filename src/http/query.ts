@@ -4,6 +4,7 @@ import { cachedNamespaceConfig } from "../db/config";
 import { database } from "../db/client";
 import { customer, withConfig } from "../customer/client";
 import type { FoldSpec } from "../domain/aggregate";
+import { answerTooLarge, MAX_ANSWER_ROWS } from "./answer-size";
 import { FILTER_LIMITS, filterProblem, FilterStringDoc, FilterStringSchema, type FilterString } from "../domain/group-filter";
 import { inspectJson } from "../domain/json-input";
 import type { MeterDef } from "../domain/meter";
@@ -152,10 +153,12 @@ export async function querySubjects(c: Context<AppEnv>, meter: MeterDef, spec: F
   const config = await cachedNamespaceConfig(database(c.env.DB), namespace, settings(c.env).CONFIG_CACHE_SECONDS);
   const parts = await Promise.all(
     subjects.map(async (subject) => {
-      const rows = await withConfig(config, (cfg) => customer(c.env, { namespace, subject }).query({ namespace, subject }, cfg, meter.id, spec));
+      const rows = await withConfig(config, (cfg) => customer(c.env, { namespace, subject }).query({ namespace, subject }, cfg, meter.id, spec, MAX_ANSWER_ROWS));
+      if (rows.length > MAX_ANSWER_ROWS) answerTooLarge();
       return rows.map((r) => ({ value: r.value, windowStart: iso(r.windowStart), windowEnd: iso(r.windowEnd), subject, groupBy: r.groupBy }));
     }),
   );
+  if (parts.reduce((n, p) => n + p.length, 0) > MAX_ANSWER_ROWS) answerTooLarge();
   return parts.flat().sort((a, b) => (a.windowStart < b.windowStart ? -1 : a.windowStart > b.windowStart ? 1 : 0));
 }
 
@@ -198,7 +201,7 @@ const responses = {
     description: "Usage; `Accept: text/csv` answers CSV (window_start, window_end, subject, group-by keys…, value)",
     content: { "application/json": { schema: QueryResult }, "text/csv": { schema: z.string() } },
   },
-  ...errorResponses("validation_failed", "unauthenticated", "forbidden", "not_found"),
+  ...errorResponses("bad_request", "validation_failed", "unauthenticated", "forbidden", "not_found"),
 };
 const params = z.object({ meterIdOrSlug: z.string().min(1).max(64) });
 const description =

@@ -8,6 +8,7 @@ import type { MeterDef } from "../domain/meter";
 import { GRANULE_MS, granuleOf, overdueAfterMs, planWindows } from "../domain/rollup";
 import { iso, parseRfc3339 } from "../domain/time";
 import { settings } from "../env";
+import { answerTooLarge, MAX_ANSWER_ROWS } from "./answer-size";
 import { requireScope } from "./auth";
 import type { AppEnv } from "./context";
 import { ApiError, errorResponses, invalidField } from "./errors";
@@ -66,7 +67,9 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
     db,
     { namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filters: spec.filters },
     plan.windows,
+    MAX_ANSWER_ROWS,
   );
+  if (partials === null) answerTooLarge();
 
   // D1 has folded each (window, subject, group) already; foldBuckets turns those into values and window ends
   // exactly as per-subject answers are made. A distinct count arrives as `count`, hence COUNT for UNIQUE_COUNT.
