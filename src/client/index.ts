@@ -108,6 +108,17 @@ export interface EdgemeterClient {
 
 const RETRY_AFTER_CAP_MS = 5_000;
 
+/** `work`'s outcome, or the signal's reason as soon as it aborts, whichever comes first. */
+function beforeAbort<T>(signal: AbortSignal, work: () => Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const abort = () => reject(signal.reason);
+    signal.addEventListener("abort", abort, { once: true });
+    work()
+      .then(resolve, reject)
+      .finally(() => signal.removeEventListener("abort", abort));
+  });
+}
+
 export function createClient(options: ClientOptions): EdgemeterClient {
   const base = options.baseUrl.replace(/\/+$/, "");
   const doFetch = options.fetch ?? ((r: Request) => fetch(r));
@@ -121,17 +132,21 @@ export function createClient(options: ClientOptions): EdgemeterClient {
       let res: Response;
       let text: string;
       try {
-        res = await doFetch(
-          new Request(base + path, {
-            method,
-            headers: { authorization: `Bearer ${options.apiKey}`, accept: "application/json", ...(payload !== undefined ? { "content-type": contentType } : {}) },
-            body: payload,
-            signal: AbortSignal.timeout(timeoutMs),
-          }),
-        );
+        const signal = AbortSignal.timeout(timeoutMs);
         // The body is part of the attempt: the timeout also aborts its reading, and a body that stalls or
         // breaks off is a network error like any other (it escaped as a bare TimeoutError, never retried).
-        text = await res.text();
+        // Raced against the timeout too: a custom fetch that ignores the signal must not hang the caller.
+        ({ res, text } = await beforeAbort(signal, async () => {
+          const r = await doFetch(
+            new Request(base + path, {
+              method,
+              headers: { authorization: `Bearer ${options.apiKey}`, accept: "application/json", ...(payload !== undefined ? { "content-type": contentType } : {}) },
+              body: payload,
+              signal,
+            }),
+          );
+          return { res: r, text: await r.text() };
+        }));
       } catch (e) {
         if (attempt < retries) {
           await sleep(backoff(attempt));

@@ -148,6 +148,20 @@ describe("client", () => {
     expect(err.status).toBe(0);
   });
 
+  it("times out an attempt whose custom fetch ignores the abort signal, and retries it", async () => {
+    const s = await setup({ entitlement: { issueAfterReset: 10 } });
+    let calls = 0;
+    // Never settles and never looks at the signal, as some custom fetches (test doubles, wrappers) do.
+    const deaf = (r: Request) => (++calls === 1 ? new Promise<Response>(() => {}) : gateway(r));
+    const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: deaf, timeoutMs: 200 });
+    expect(await em.check({ subject: s.subject, feature: s.feature })).toMatchObject({ allowed: true });
+    expect(calls).toBe(2);
+    const once = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: () => new Promise<Response>(() => {}), timeoutMs: 200, retries: 0 });
+    const err = await once.value(s.subject, s.feature).catch((e) => e);
+    expect(err).toBeInstanceOf(EdgemeterError);
+    expect(err.status).toBe(0);
+  });
+
   it("throws EdgemeterError, not SyntaxError, when a 2xx answer is not JSON", async () => {
     const html = async () => new Response("<html>captive portal</html>", { status: 200, headers: { "content-type": "text/html" } });
     const em = createClient({ baseUrl: "http://edgemeter.test", apiKey: "test-admin-key", fetch: html });
