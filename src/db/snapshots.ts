@@ -127,7 +127,11 @@ export interface OverdueSubject {
  * instead of scanning `subjects`, where rows created through the subjects API have no usage to flush.
  */
 export function owesFirstFlush(db: Db, namespace: string, subject: string, now: number) {
-  return db.insert(snapshotSubjects).values({ namespace, subject, seq: 0, asOf: now, flushedAt: now, pending: 1 }).onConflictDoNothing();
+  // Over a never-flushed row too: one the cron cleared because the object had stored nothing yet.
+  return db
+    .insert(snapshotSubjects)
+    .values({ namespace, subject, seq: 0, asOf: now, flushedAt: now, pending: 1 })
+    .onConflictDoUpdate({ target: [snapshotSubjects.namespace, snapshotSubjects.subject], set: { asOf: now, flushedAt: now, pending: 1 }, setWhere: sql`${snapshotSubjects.seq} = 0` });
 }
 
 /**
@@ -141,12 +145,15 @@ export async function overdueSubjects(db: Db, before: number, limit: number): Pr
 
 /**
  * Nudged Durable Objects that have never stored anything (state rows that migration 0012 wrote for
- * subjects created through the API): nothing to flush. Only never-flushed rows (seq 0) are cleared.
+ * subjects created through the API): nothing to flush. Only rows still never flushed (seq 0) and
+ * still overdue (`before`, as when they were picked) are cleared: a first write registered since the
+ * nudge has marked its row again.
  */
-export async function owesNothing(db: Db, ids: readonly OverdueSubject[], now: number): Promise<void> {
+export async function owesNothing(db: Db, ids: readonly OverdueSubject[], before: number, now: number): Promise<void> {
   if (ids.length === 0) return;
   await db.run(sql`UPDATE snapshot_subjects SET pending = 0, flushed_at = ${now}
-    WHERE seq = 0 AND (namespace, subject) IN (SELECT value->>0, value->>1 FROM json_each(${JSON.stringify(ids.map((id) => [id.namespace, id.subject]))}))`);
+    WHERE seq = 0 AND flushed_at < ${before}
+      AND (namespace, subject) IN (SELECT value->>0, value->>1 FROM json_each(${JSON.stringify(ids.map((id) => [id.namespace, id.subject]))}))`);
 }
 
 /**

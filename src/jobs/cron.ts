@@ -36,7 +36,8 @@ export async function runCron(env: Env, now: number): Promise<CronReport> {
   const report: CronReport = { nudged: 0, cleared: 0, failed: 0, rowsWritten: 0, pruned: { rows: 0, uniques: 0 } };
 
   const cleared: OverdueSubject[] = [];
-  const late = await overdueSubjects(db, now - overdueAfterMs(s.SNAPSHOT_INTERVAL_SECONDS), MAX_NUDGES_PER_RUN);
+  const before = now - overdueAfterMs(s.SNAPSHOT_INTERVAL_SECONDS);
+  const late = await overdueSubjects(db, before, MAX_NUDGES_PER_RUN);
   for (let i = 0; i < late.length; i += NUDGE_CONCURRENCY) {
     const results = await Promise.allSettled(late.slice(i, i + NUDGE_CONCURRENCY).map((id) => customer(env, id).flushSnapshots(id)));
     results.forEach((r, j) => {
@@ -52,7 +53,7 @@ export async function runCron(env: Env, now: number): Promise<CronReport> {
       }
     });
   }
-  await owesNothing(db, cleared, now);
+  await owesNothing(db, cleared, before, now);
   report.cleared = cleared.length;
 
   report.pruned = await pruneSnapshots(db, granuleOf(now - s.SNAPSHOT_RETENTION_DAYS * 86_400_000));

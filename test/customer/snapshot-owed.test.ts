@@ -46,7 +46,7 @@ describe("a flush owed", () => {
     expect(await stateRow(namespace, s)).toBeNull();
   });
 
-  it("that migration 0012 noted for a subject without storage is cleared by the cron's nudge, which leaves that object without storage", async () => {
+  it("that migration 0012 noted for a subject without storage is cleared by the cron's nudge, which leaves that object without storage, and owed again from its first usage", async () => {
     const s = uid("backfilled");
     const long = Date.now() - 60 * MINUTE;
     await env.DB.batch([
@@ -59,6 +59,9 @@ describe("a flush owed", () => {
     expect(report?.cleared).toBeGreaterThanOrEqual(1);
     expect(await stateRow("default", s)).toEqual({ seq: 0, pending: 0 });
     expect(await tables(s)).toBe(0);
+    // Its first usage, later, makes the flush owed again.
+    await ingestOk([event({ subject: s, type: "owed", data: { tokens: 1 } })]);
+    expect(await stateRow("default", s)).toEqual({ seq: 0, pending: 1 });
   });
 
   it("is picked at random among the overdue, so subjects whose nudge keeps failing cannot hold the others back", async () => {
