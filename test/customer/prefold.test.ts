@@ -7,19 +7,10 @@ import { Sql } from "../../src/customer/sql";
 import { foldBuckets, type FoldSpec } from "../../src/domain/aggregate";
 import type { GroupFilters } from "../../src/domain/group-filter";
 import { MINUTE, customerStub, uid } from "../helpers/api";
+import { rng } from "../helpers/rng";
 
 // Per-subject queries fold buckets per window in SQLite first (src/customer/prefold.ts); the answer
 // must be the one folding every minute bucket gives, for every aggregation, window, zone and group.
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure reproduces. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const AGGREGATIONS = ["SUM", "COUNT", "AVG", "MIN", "MAX", "LATEST", "UNIQUE_COUNT"] as const;
 const WINDOWS = [

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { GRANULE_MS, granuleOf } from "../../src/domain/rollup";
 import { DAY, HOUR, MINUTE, api, createKey, createMeter, customerStub, event, expectProblem, ingestOk, iso, uid } from "../helpers/api";
+import { rng } from "../helpers/rng";
 
 // Namespace-wide answers (D1 snapshots) must equal each subject's exact answer (its Durable Object)
 // once every Durable Object has flushed: for every aggregation, window size and time zone.
@@ -19,16 +20,6 @@ const now = Date.now();
 const from = granuleOf(now - 33 * DAY);
 const to = granuleOf(now) + GRANULE_MS;
 const users = new Set<string>();
-
-/** Deterministic pseudo-random numbers (mulberry32), so a failure reproduces. */
-function rng(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function makeEvents(subject: string, n: number, seed: number, lo: number, hi: number) {
   const r = rng(seed);
