@@ -128,10 +128,17 @@ export interface OverdueSubject {
  */
 export function owesFirstFlush(db: Db, namespace: string, subject: string, now: number) {
   // Over a never-flushed row too: one the cron cleared because the object had stored nothing yet.
+  // A row still owed keeps the earlier time it is owed since (a registration run again, its first
+  // answer lost, must not claim the usage before it is in D1); flushed_at moves on all the same, so
+  // a cron that found the object empty just before this first write does not clear the row.
   return db
     .insert(snapshotSubjects)
     .values({ namespace, subject, seq: 0, asOf: now, flushedAt: now, pending: 1 })
-    .onConflictDoUpdate({ target: [snapshotSubjects.namespace, snapshotSubjects.subject], set: { asOf: now, flushedAt: now, pending: 1 }, setWhere: sql`${snapshotSubjects.seq} = 0` });
+    .onConflictDoUpdate({
+      target: [snapshotSubjects.namespace, snapshotSubjects.subject],
+      set: { asOf: sql`CASE WHEN ${snapshotSubjects.pending} = 1 THEN min(${snapshotSubjects.asOf}, excluded.as_of) ELSE excluded.as_of END`, flushedAt: now, pending: 1 },
+      setWhere: sql`${snapshotSubjects.seq} = 0`,
+    });
 }
 
 /**

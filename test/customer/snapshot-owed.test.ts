@@ -64,6 +64,30 @@ describe("a flush owed", () => {
     expect(await stateRow("default", s)).toEqual({ seq: 0, pending: 1 });
   });
 
+  it("keeps the time it has been owed since when the registration runs again before the first flush (its first answer was lost)", async () => {
+    const { key, namespace } = await createKey({ scopes: ["admin"], namespace: uid("ns-again") });
+    await createMeter({ slug, eventType: "owed", aggregation: "SUM", valueProperty: "$.tokens" }, key);
+    const s = uid("again");
+    await ingestOk([event({ subject: s, type: "owed", data: { tokens: 3 } })], { key });
+    // As if that batch was counted long ago and its flush was lost: no alarm, the owed row backdated.
+    const long = Date.now() - 60 * MINUTE;
+    const r = await env.DB.prepare("UPDATE snapshot_subjects SET as_of = ?1, flushed_at = ?1 WHERE namespace = ? AND subject = ? AND seq = 0 AND pending = 1").bind(long, namespace, s).run();
+    expect(r.meta.changes).toBe(1);
+    // D1 committed the registration, but the object never learnt it (the answer was lost, or it
+    // registered before it kept the row): its next write registers again.
+    await runInDurableObject(customerStub(s, namespace), async (instance, state) => {
+      state.storage.sql.exec("DELETE FROM meta WHERE key = 'subject_row' OR key LIKE 'job:%'");
+      await state.storage.deleteAlarm();
+      (instance as unknown as { registered: boolean }).registered = false;
+    });
+    await ingestOk([event({ subject: s, type: "owed", data: { tokens: 4 } })], { key });
+    expect(await env.DB.prepare("SELECT as_of, flushed_at, pending FROM snapshot_subjects WHERE namespace = ? AND subject = ?").bind(namespace, s).first()).toMatchObject({ as_of: long, pending: 1 });
+    // The first batch is still not in D1: the namespace-wide answer must not claim it.
+    const wide = await api("GET", `/api/v1/meters/${slug}/query`, { key });
+    expect(wide.status, wide.text).toBe(200);
+    expect(Date.parse(wide.body.freshness.completeBefore)).toBeLessThanOrEqual(long);
+  });
+
   it("is picked at random among the overdue, so subjects whose nudge keeps failing cannot hold the others back", async () => {
     const { namespace } = await createKey({ scopes: ["admin"], namespace: uid("ns-random") });
     const long = Date.now() - 60 * MINUTE;
