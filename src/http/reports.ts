@@ -32,7 +32,7 @@ export const FreshnessSchema = z
         "Every event acknowledged (2xx) before this instant is included: now − intervalSeconds − 10 s, moved earlier to the last flush of any subject whose Durable Object still had changes to send, and to the first stored usage of any subject that has not flushed yet although it should have.",
     }),
     intervalSeconds: z.number().int().openapi({ description: "SNAPSHOT_INTERVAL_SECONDS: how long after its first unflushed change a customer's Durable Object flushes to D1." }),
-    pendingSubjects: z.number().int().openapi({ description: "Subjects that owe D1 a flush: their last flush left more to send (the next follows within seconds), or they stored their first usage less than an interval ago." }),
+    pendingSubjects: z.number().int().openapi({ description: "Subjects that owe D1 a flush: their last flush left more to send (the next follows within seconds), or they have not flushed since their first write (usage, or an entitlement created before any usage: those flush when the cron nudges them)." }),
     overdueSubjects: z.number().int().openapi({ description: "Subjects whose flush is late (the cron nudges them every few minutes); 0 when snapshots keep up." }),
   })
   .openapi("SnapshotFreshness");
