@@ -29,7 +29,10 @@ export function readPrefolded(sql: Sql, meterId: string, from: number, to: numbe
     to,
   );
   if (extent?.first == null || extent.last == null) return { buckets: [], uniques: [] };
-  const windows = windowsOver(extent.first, extent.last + 60_000, size, tz);
+  const hi = extent.last + 60_000;
+  const nextData = (at: number) =>
+    sql.one<{ next: number | null }>("SELECT min(minute) AS next FROM buckets WHERE meter_id = ?1 AND minute >= ?2 AND minute < ?3", meterId, at, hi)?.next ?? null;
+  const windows = windowsOver(extent.first, hi, size, tz, nextData);
   let out: Prefolded = { buckets: [], uniques: [] };
   for (const chunk of jsonChunks(windows)) {
     // concat, not push(...rows): a chunk of HOUR windows can fold to more rows than a call takes arguments.
@@ -41,14 +44,26 @@ export function readPrefolded(sql: Sql, meterId: string, from: number, to: numbe
   return out;
 }
 
-/** [from, to) per window, clipped to the data: `from` is a minute inside the window, where foldBuckets dates its row. */
-function windowsOver(lo: number, hi: number, size: WindowSize | null, tz: string): [number, number][] {
+/** Windows walked between seeks for the next bucket: a gap in the data costs one seek, not a window per hour of it. */
+const SEEK_EVERY = 64;
+
+/**
+ * [from, to) per window, clipped to the data: `from` is a minute inside the window, where foldBuckets
+ * dates its row. Every SEEK_EVERY windows the walk jumps to the window of the next bucket (`nextData`),
+ * so a subject with one event at the epoch and one now binds a few windows, not every hour between.
+ */
+function windowsOver(lo: number, hi: number, size: WindowSize | null, tz: string, nextData: (at: number) => number | null): [number, number][] {
   if (!size) return [[lo, hi]];
   const out: [number, number][] = [];
   for (let start = windowStart(lo, size, tz); start < hi; ) {
     const end = nextWindowStart(start, size, tz);
     out.push([Math.max(start, lo), Math.min(end, hi)]);
     start = end;
+    if (out.length % SEEK_EVERY === 0 && start < hi) {
+      const next = nextData(start);
+      if (next === null) break;
+      if (next > start) start = windowStart(next, size, tz);
+    }
   }
   return out;
 }
