@@ -50,7 +50,7 @@ const SEEK_EVERY = 64;
 /**
  * [from, to) per window, clipped to the data: `from` is a minute inside the window, where foldBuckets
  * dates its row. Every SEEK_EVERY windows the walk jumps to the window of the next bucket (`nextData`),
- * so a subject with one event at the epoch and one now binds a few windows, not every hour between.
+ * so a subject active years ago and again now binds a few windows, not every hour in between.
  */
 function windowsOver(lo: number, hi: number, size: WindowSize | null, tz: string, nextData: (at: number) => number | null): [number, number][] {
   if (!size) return [[lo, hi]];

@@ -92,11 +92,12 @@ describe("per-subject queries folded per window in SQLite", () => {
 });
 
 describe("per-subject queries over sparse history", () => {
-  it("fold only windows near the data: one event at the epoch and one now bind a handful of HOUR windows, not 490,000", async () => {
+  it("fold only windows near the data: two buckets 56 years apart bind a handful of HOUR windows, not 490,000", async () => {
     const result = await runInDurableObject(customerStub(uid("prefold-sparse")), (_, state) => {
       const sql = new Sql(state.storage);
       migrate(sql);
-      // An event stamped 1970-01-01 (a client with an unset clock) and one now: 56 years apart.
+      // Buckets outlive their events' retention: a customer back after years away leaves a gap like
+      // this one (ingest refuses times before the retention window, so 1970 only exaggerates it).
       const now = Date.UTC(2026, 10, 1, 12, 34);
       for (const m of [0, now]) sql.exec("INSERT INTO buckets (meter_id, minute, group_key, sum, count, min, max, latest_at, latest) VALUES (?, ?, '{}', 1, 1, 1, 1, ?, 1)", METER, m, m + 5);
       // Count the windows handed to SQLite as json_each arrays.
