@@ -21,18 +21,15 @@ export function readPrefolded(sql: Sql, meterId: string, from: number, to: numbe
   const unique = aggregation === "UNIQUE_COUNT";
   // Minute windows are the buckets themselves.
   if (size === "MINUTE") return { buckets: readBuckets(sql, meterId, from, to), uniques: unique ? readUniques(sql, meterId, from, to) : [] };
-  // Two index seeks: windows outside the data would be empty.
-  const extent = sql.one<{ first: number | null; last: number | null }>(
-    "SELECT (SELECT min(minute) FROM buckets WHERE meter_id = ?1 AND minute >= ?2 AND minute < ?3) AS first, (SELECT max(minute) FROM buckets WHERE meter_id = ?1 AND minute >= ?2 AND minute < ?3) AS last",
-    meterId,
-    from,
-    to,
-  );
-  if (extent?.first == null || extent.last == null) return { buckets: [], uniques: [] };
-  const hi = extent.last + 60_000;
-  const nextData = (at: number) =>
-    sql.one<{ next: number | null }>("SELECT min(minute) AS next FROM buckets WHERE meter_id = ?1 AND minute >= ?2 AND minute < ?3", meterId, at, hi)?.next ?? null;
-  const windows = windowsOver(extent.first, hi, size, tz, nextData);
+  // Index seeks (the first and last minute with data, then the next one after each gap): windows
+  // outside the data would be empty.
+  const edge = (fn: "min" | "max", at: number, before: number) =>
+    sql.one<{ m: number | null }>(`SELECT ${fn}(minute) AS m FROM buckets WHERE meter_id = ? AND minute >= ? AND minute < ?`, meterId, at, before)?.m ?? null;
+  const first = edge("min", from, to);
+  if (first === null) return { buckets: [], uniques: [] };
+  const hi = edge("max", first, to)! + 60_000;
+  const nextData = (at: number) => edge("min", at, hi);
+  const windows = windowsOver(first, hi, size, tz, nextData);
   let out: Prefolded = { buckets: [], uniques: [] };
   for (const chunk of jsonChunks(windows)) {
     // concat, not push(...rows): a chunk of HOUR windows can fold to more rows than a call takes arguments.

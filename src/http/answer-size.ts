@@ -1,7 +1,7 @@
 import { ApiError } from "./errors";
 
 /**
- * Rows one answer may hold (about 15 MB of JSON): past it the query is refused rather than built in
+ * Rows one answer may hold (~130 bytes of JSON each without group-by values: ~13 MB): past it the query is refused rather than built in
  * a Worker's 128 MB. Each subject's object sends at most one row more than this.
  */
 export const MAX_ANSWER_ROWS = 100_000;
