@@ -4,7 +4,7 @@ import { cachedNamespaceConfig } from "../db/config";
 import { database } from "../db/client";
 import { customer, withConfig } from "../customer/client";
 import type { FoldSpec } from "../domain/aggregate";
-import { answerTooLarge, MAX_ANSWER_ROWS } from "./answer-size";
+import { gatherWithinCap } from "./answer-size";
 import { FILTER_LIMITS, filterProblem, FilterStringDoc, FilterStringSchema, type FilterString } from "../domain/group-filter";
 import { inspectJson } from "../domain/json-input";
 import type { MeterDef } from "../domain/meter";
@@ -151,15 +151,12 @@ export async function findMeterDef(c: Context<AppEnv>, idOrSlug: string): Promis
 export async function querySubjects(c: Context<AppEnv>, meter: MeterDef, spec: FoldSpec, subjects: readonly string[]): Promise<QueryResult["data"]> {
   const namespace = c.get("principal").namespace;
   const config = await cachedNamespaceConfig(database(c.env.DB), namespace, settings(c.env).CONFIG_CACHE_SECONDS);
-  const parts = await Promise.all(
-    subjects.map(async (subject) => {
-      const rows = await withConfig(config, (cfg) => customer(c.env, { namespace, subject }).query({ namespace, subject }, cfg, meter.id, spec, MAX_ANSWER_ROWS));
-      if (rows.length > MAX_ANSWER_ROWS) answerTooLarge();
-      return rows.map((r) => ({ value: r.value, windowStart: iso(r.windowStart), windowEnd: iso(r.windowEnd), subject, groupBy: r.groupBy }));
-    }),
+  const parts = await gatherWithinCap(subjects, (subject, maxRows) =>
+    withConfig(config, (cfg) => customer(c.env, { namespace, subject }).query({ namespace, subject }, cfg, meter.id, spec, maxRows)),
   );
-  if (parts.reduce((n, p) => n + p.length, 0) > MAX_ANSWER_ROWS) answerTooLarge();
-  return parts.flat().sort((a, b) => (a.windowStart < b.windowStart ? -1 : a.windowStart > b.windowStart ? 1 : 0));
+  return parts
+    .flatMap((rows, i) => rows.map((r) => ({ value: r.value, windowStart: iso(r.windowStart), windowEnd: iso(r.windowEnd), subject: subjects[i]!, groupBy: r.groupBy })))
+    .sort((a, b) => (a.windowStart < b.windowStart ? -1 : a.windowStart > b.windowStart ? 1 : 0));
 }
 
 export function respond(c: Context<AppEnv>, spec: FoldSpec, data: QueryResult["data"], extra: Record<string, unknown> = {}): Response {

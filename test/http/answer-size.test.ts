@@ -2,7 +2,7 @@ import { runInDurableObject } from "cloudflare:test";
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { granuleOf } from "../../src/domain/rollup";
-import { MAX_ANSWER_ROWS } from "../../src/http/answer-size";
+import { ANSWER_FANOUT, gatherWithinCap, MAX_ANSWER_ROWS } from "../../src/http/answer-size";
 import { api, createKey, createMeter, customerStub, event, expectProblem, ingestOk, iso, uid } from "../helpers/api";
 
 // An answer past MAX_ANSWER_ROWS is refused with a 400 that says how to narrow it, instead of being
@@ -69,4 +69,49 @@ describe(`answers of more than ${MAX_ANSWER_ROWS.toLocaleString("en")} rows`, ()
     expect(whole.status, whole.text.slice(0, 300)).toBe(200);
     expect(whole.body.data).toEqual([expect.objectContaining({ value: MAX_ANSWER_ROWS + 1 })]);
   }, 60_000);
+
+  it("several subjects: their sum decides, a subject over its share is asked again alone", async () => {
+    // Each has a bucket in every minute of its range (all reach back past its event 10 days ago).
+    const [a, b, c, d] = await Promise.all([65_000, 20_000, 15_000, 15_000].map((n) => subjectWithMinutes(n)));
+    const range = `from=${encodeURIComponent(iso(a!.first))}&to=${encodeURIComponent(iso(a!.last + 60_000))}&windowSize=MINUTE`;
+    const three = await api("GET", `/api/v1/meters/${SLUG}/query?${range}&subject=${a!.subject}&subject=${b!.subject}&subject=${c!.subject}`);
+    expect(three.status, three.text.slice(0, 300)).toBe(200);
+    expect(three.body.data).toHaveLength(MAX_ANSWER_ROWS);
+    const count = new Map<string, number>();
+    for (const r of three.body.data as { subject: string }[]) count.set(r.subject, (count.get(r.subject) ?? 0) + 1);
+    expect(Object.fromEntries(count)).toEqual({ [a!.subject]: 65_000, [b!.subject]: 20_000, [c!.subject]: 15_000 });
+    const four = await api("GET", `/api/v1/meters/${SLUG}/query?${range}&subject=${a!.subject}&subject=${b!.subject}&subject=${c!.subject}&subject=${d!.subject}`);
+    expectProblem(four, 400, "bad_request");
+    expect(four.body.detail).toContain("fewer subjects");
+  }, 120_000);
+});
+
+describe("gatherWithinCap", () => {
+  it("asks for about the cap at a time, however many keys have a full answer", async () => {
+    const cap = 1_000;
+    let inFlight = 0;
+    let peak = 0;
+    const ask = async (_key: number, maxRows: number) => {
+      const rows = Array.from({ length: Math.min(cap, maxRows + 1) }, (_, i) => i);
+      peak = Math.max(peak, (inFlight += rows.length));
+      await new Promise((r) => setTimeout(r, 1));
+      inFlight -= rows.length;
+      return rows;
+    };
+    const keys = Array.from({ length: 100 }, (_, i) => i);
+    await expect(gatherWithinCap(keys, ask, cap)).rejects.toMatchObject({ code: "bad_request" });
+    expect(peak).toBeLessThanOrEqual(cap + ANSWER_FANOUT);
+  });
+
+  it("answers every key's rows in key order when their sum fits, asking a large one again", async () => {
+    const sizes = [10, 700, 5, 200, 85];
+    const asked: [number, number][] = [];
+    const parts = await gatherWithinCap(sizes.map((_, i) => i), async (i, maxRows) => {
+      asked.push([i, maxRows]);
+      return Array.from({ length: Math.min(sizes[i]!, maxRows + 1) }, () => i);
+    }, 1_000);
+    expect(parts.map((p) => p.length)).toEqual(sizes);
+    expect(parts.every((p, i) => p.every((v) => v === i))).toBe(true);
+    expect(asked.filter(([i]) => i === 1)).toEqual([[1, 200], [1, 700]]);
+  });
 });
