@@ -6,9 +6,6 @@ import { ApiError } from "./errors";
  */
 export const MAX_ANSWER_ROWS = 100_000;
 
-/** Subjects' objects asked at once by a query of several subjects. */
-export const ANSWER_FANOUT = 8;
-
 export function answerTooLarge(): never {
   throw new ApiError(
     "bad_request",
@@ -19,35 +16,28 @@ export function answerTooLarge(): never {
 /**
  * Each key's rows (in the order of `keys`), MAX_ANSWER_ROWS in all, else answerTooLarge. `ask(key, maxRows)`
  * sends at most maxRows + 1 rows, the one more saying "and more". Asking each of 100 subjects for up to
- * the whole cap at once could bring 100 × 100,000 rows into the Worker before their sum was checked, so
- * ANSWER_FANOUT keys are asked at a time, each for an equal share of the cap: what is held never passes
- * about twice the cap. A key with more than its share is asked again alone, for what is left of the cap.
+ * the whole cap could bring 100 × 100,000 rows into the Worker before their sum was checked, so every
+ * key is asked at once for an equal share of the cap, and the keys with more than their share are asked
+ * again, for equal shares of what is left: what is held never passes the cap by more than a row per key.
+ * Each round leaves fewer keys (those left each hold more than a share), so it ends.
  */
 export async function gatherWithinCap<K, R>(keys: readonly K[], ask: (key: K, maxRows: number) => Promise<readonly R[]>, cap = MAX_ANSWER_ROWS): Promise<(readonly R[])[]> {
   const answers: (readonly R[])[] = new Array(keys.length).fill([]);
-  const lanes = Math.min(ANSWER_FANOUT, keys.length);
-  const share = Math.floor(cap / Math.max(lanes, 1));
-  let total = 0;
-  let refused = false;
-  const larger: number[] = [];
-  const keep = (i: number, rows: readonly R[], asked: number): boolean => {
-    if (rows.length > cap - total) {
-      refused = true;
-      answerTooLarge();
-    }
-    if (rows.length > asked) return false;
-    answers[i] = rows;
-    total += rows.length;
-    return true;
-  };
-  let next = 0;
-  const lane = async () => {
-    while (next < keys.length && !refused) {
-      const i = next++;
-      if (!keep(i, await ask(keys[i]!, share), share)) larger.push(i);
-    }
-  };
-  await Promise.all(Array.from({ length: lanes }, lane));
-  for (const i of larger.sort((a, b) => a - b)) keep(i, await ask(keys[i]!, cap - total), cap - total);
+  let budget = cap;
+  let left = keys.map((_, i) => i);
+  while (left.length > 0) {
+    const share = Math.floor(budget / left.length);
+    const got = await Promise.all(left.map((i) => ask(keys[i]!, share)));
+    const more: number[] = [];
+    got.forEach((rows, j) => {
+      if (rows.length > share) more.push(left[j]!);
+      else {
+        answers[left[j]!] = rows;
+        budget -= rows.length;
+      }
+    });
+    if (more.length * (share + 1) > budget) answerTooLarge();
+    left = more;
+  }
   return answers;
 }
