@@ -6,6 +6,7 @@ import { settings, type Env } from "../env";
 import { readPrefolded } from "./prefold";
 import { listEvents, pruneEvents, type EventListQuery, type StoredEvent } from "./events";
 import { fromRows, ingestPlanned, type EventRows } from "./batch";
+import { keepIf } from "./event-log";
 import { ingestBatch, type DedupeHint, type IngestOutcome, type Rejection } from "./ingest";
 import { Jobs } from "./jobs";
 import { applyConfig, isStaleConfig, loadMeters, type ConfigRef, type StaleConfig } from "./meters";
@@ -89,16 +90,15 @@ export class CustomerDO extends DurableObject<Env> {
 
   /** A batch of one subject: as EventRows (what the Worker sends: one string, cheap to pass) or as events. */
   async ingest(id: Identity, config: ConfigRef, batch: EventRows | MeterEvent[]): Promise<IngestResult | StaleConfig> {
-    this.claim(id);
     const now = Date.now();
-    const outcome = this.synced(config, () => {
+    const outcome = this.claiming(id, config, (o) => !isStaleConfig(o) && o.accepted > 0, () => this.synced(config, () => {
       const planned = Array.isArray(batch) ? null : ingestPlanned(this.sql, batch, this.meters.version, now, this.retentionMs(), this.dedupe);
       const o =
         planned ??
         ingestBatch(this.sql, this.meters.set, Array.isArray(batch) ? batch : fromRows(batch), now, this.retentionMs(), this.dedupe, Array.isArray(batch) ? undefined : batch.rows);
       if (o.accepted > 0) this.counted(o, now);
       return o;
-    });
+    }));
     if (isStaleConfig(outcome)) return outcome;
     if (outcome.accepted > 0) await this.afterWrite(now);
     return { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected };
@@ -152,8 +152,10 @@ export class CustomerDO extends DurableObject<Env> {
 
   /** The first entitlement may come before the first event: creating one names the DO's customer. */
   async createEntitlement(id: Identity, config: ConfigRef, input: EntitlementCreate): Promise<Result<EntitlementRecord> | StaleConfig> {
-    this.claim(id);
-    return this.write(config, (now) => ops.createEntitlement(this.sql, input, now));
+    const now = Date.now();
+    const r = this.claiming(id, config, (r) => !isStaleConfig(r) && r.ok, () => this.synced(config, () => ops.createEntitlement(this.sql, input, now)));
+    if (!isStaleConfig(r) && r.ok) await this.afterWrite(now);
+    return r;
   }
 
   listEntitlements(id: Identity, config: ConfigRef, includeDeleted: boolean): EntitlementRecord[] | StaleConfig {
@@ -261,7 +263,8 @@ export class CustomerDO extends DurableObject<Env> {
    * A "read" runs outside a transaction until it writes (Sql.readsFirst), unless definitions are to be applied.
    */
   protected synced<T>(config: ConfigRef, fn: () => T, kind: "read" | "write" = "write"): T | StaleConfig {
-    if (config.version > this.meters.version && config.meters === undefined) return { staleConfig: true, holds: this.meters.version };
+    const stale = this.staleFor(config);
+    if (stale) return stale;
     const held = this.meters.version;
     try {
       if (kind === "read" && config.version <= held) return this.sql.readsFirst(fn);
@@ -278,6 +281,11 @@ export class CustomerDO extends DurableObject<Env> {
       }
       throw e;
     }
+  }
+
+  /** StaleConfig when `config` names a version this object does not hold and does not bring it. */
+  protected staleFor(config: ConfigRef): StaleConfig | null {
+    return config.version > this.meters.version && config.meters === undefined ? { staleConfig: true, holds: this.meters.version } : null;
   }
 
   /** Queues a notification again (same webhook-id) to all or the given channels; how many deliveries were queued. */
@@ -344,6 +352,38 @@ export class CustomerDO extends DurableObject<Env> {
     if (!this.identity) return false;
     this.claim(id);
     return true;
+  }
+
+  /**
+   * A write that names this object's customer (claim). On an object that has stored nothing, the
+   * claim (schema, identity) and the write are one transaction, kept only if `stored` says the write
+   * stored something: a batch whose every event is refused, or an entitlement refused, must not leave
+   * storage behind for each subject name a client sends, any more than a read does.
+   */
+  protected claiming<T>(id: Identity, config: ConfigRef, stored: (r: T | StaleConfig) => boolean, write: () => T | StaleConfig): T | StaleConfig {
+    if (this.identity) {
+      this.claim(id);
+      return write();
+    }
+    // The usual first call (a version without the definitions) creates nothing only to roll it back.
+    const stale = this.staleFor(config);
+    if (stale) return stale;
+    let r!: T | StaleConfig;
+    try {
+      if (keepIf(this.sql, () => (this.claim(id), stored((r = write()))))) return r;
+    } catch (e) {
+      this.unclaim();
+      throw e;
+    }
+    this.unclaim();
+    return r;
+  }
+
+  /** After the claiming transaction rolled back: memory as for an object that has stored nothing. */
+  private unclaim(): void {
+    this.identity = undefined;
+    this.hasSchema = false;
+    this.meters = { version: 0, set: new MeterSet([]) };
   }
 
   /** The first writer names the DO's customer; a DO never serves another (tenant isolation). */
