@@ -379,11 +379,23 @@ export class CustomerDO extends DurableObject<Env> {
     return r;
   }
 
-  /** After the claiming transaction rolled back: memory as for an object that has stored nothing. */
+  /**
+   * After the claiming transaction rolled back: memory as storage holds it. Usually nothing; but an
+   * object a read reached before tables were created lazily (9655643) has the schema and the
+   * definitions it was read with, and no identity: taking it for empty forgot that it holds them, so
+   * an older snapshot from a stale isolate was applied over the newer stored one. The notification
+   * definitions the rolled-back config brought are dropped too.
+   */
   private unclaim(): void {
     this.identity = undefined;
-    this.hasSchema = false;
-    this.meters = { version: 0, set: new MeterSet([]) };
+    this.hasSchema = hasSchema(this.sql);
+    if (this.hasSchema) {
+      this.meters = loadMeters(this.sql);
+      this.notifier.reload();
+    } else {
+      this.meters = { version: 0, set: new MeterSet([]) };
+      this.notifier.clear();
+    }
   }
 
   /** The first writer names the DO's customer; a DO never serves another (tenant isolation). */

@@ -63,6 +63,11 @@ export class Notifier {
     this.load(c);
   }
 
+  /** No definitions: an object that stores none (its claim rolled back, do.ts unclaim). */
+  clear(): void {
+    this.load({ rules: [], channels: [] });
+  }
+
   /**
    * A newer definition set arrived (inside the sync transaction). Each rule and channel is a meta row
    * of its own, written only when it changed: as one value, a namespace's definitions passed
