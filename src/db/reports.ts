@@ -1,9 +1,9 @@
 import type { Aggregates } from "../domain/aggregate";
 import { sql, type SQL } from "drizzle-orm";
-import { jsonChunks } from "../domain/chunks";
 import type { GroupFilters } from "../domain/group-filter";
 import type { Aggregation } from "../domain/meter";
 import { groupFilterSql, groupPath as path } from "./group-filter-sql";
+import { splitByDays } from "../domain/rollup";
 import type { Db } from "./client";
 
 /** A namespace-wide usage query over snapshot rows; times are on 15-minute row boundaries. */
@@ -38,25 +38,40 @@ export async function snapshotExtent(db: Db, namespace: string, meterId: string,
 
 /**
  * Folds snapshot rows into windows, subjects and groups inside D1, so what crosses the wire is the
- * answer, not every row; null when the answer has more than `maxRows` rows. Windows arrive as JSON ([index, from, to] each, one seek per window).
+ * answer, not every row; null when the answer has more than `maxRows` rows. Each window is read as
+ * its whole UTC days from day rows and the rest from 15-minute rows (one seek per part);
+ * `useDays = false` reads 15-minute rows only, the reference the day rows are tested against.
  * SUM/COUNT add, MIN/MAX keep extremes, AVG travels as sum and count, LATEST takes the value with
  * the latest event time — ties go to the greater raw group key, as the per-subject fold over
  * (minute, group_key)-ordered buckets does — and UNIQUE_COUNT counts distinct values over the union
  * of the rows' stored values (distinct counts do not add up).
  */
-export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[], maxRows: number): Promise<SnapshotPartial[] | null> {
+export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[], maxRows: number, useDays = true): Promise<SnapshotPartial[] | null> {
   let out: SnapshotPartial[] = [];
-  for (const chunk of jsonChunks(windows.map((w, i) => [i, w.from, w.to]))) {
+  for (let start = 0; start < windows.length; start += WINDOWS_PER_STATEMENT) {
+    // A window's parts stay in one statement, which folds them into its row of the answer.
+    const granules: [number, number, number][] = [];
+    const days: [number, number, number][] = [];
+    windows.slice(start, start + WINDOWS_PER_STATEMENT).forEach((w, j) => {
+      if (!useDays || q.aggregation === "UNIQUE_COUNT") return granules.push([start + j, w.from, w.to]);
+      const parts = splitByDays(w.from, w.to);
+      for (const [from, to] of parts.granules) granules.push([start + j, from, to]);
+      for (const [from, to] of parts.days) days.push([start + j, from, to]);
+    });
     // Each partial is one row of the answer: one more than is left says the answer is too large.
-    out = out.concat(await db.all<SnapshotPartial>(sql`SELECT * FROM (${usageStatement(q, chunk)}) LIMIT ${maxRows - out.length + 1}`));
+    const statement = usageStatement(q, JSON.stringify(granules), JSON.stringify(days));
+    out = out.concat(await db.all<SnapshotPartial>(sql`SELECT * FROM (${statement}) LIMIT ${maxRows - out.length + 1}`));
     if (out.length > maxRows) return null;
   }
   return out;
 }
 
-function usageStatement(q: SnapshotQuery, windowsJson: string): SQL {
+/** Windows per statement: each is at most three parts of ~35 bytes of JSON, well inside one bound string. */
+const WINDOWS_PER_STATEMENT = 5_000;
+
+/** `granulesJson` and `daysJson`: [window index, from, to] parts read from 15-minute rows and from day rows (never UNIQUE_COUNT's). */
+function usageStatement(q: SnapshotQuery, granulesJson: string, daysJson: string): SQL {
   const unique = q.aggregation === "UNIQUE_COUNT";
-  const table = sql.raw(unique ? "usage_snapshot_uniques" : "usage_snapshots");
   const grp = sql`json_object(${sql.join(
     q.groupBy.map((k) => sql`${k}, json_extract(s.group_key, ${path(k)})`),
     sql`, `,
@@ -64,17 +79,19 @@ function usageStatement(q: SnapshotQuery, windowsJson: string): SQL {
   const subject = q.bySubject ? sql`s.subject` : sql`NULL`;
   // The path is inlined (an identifier, checked by path()) so that each filter operator binds one parameter only.
   const where = q.filters.length ? sql`WHERE ${groupFilterSql(q.filters, (k) => sql.raw(`json_extract(s.group_key, '${path(k)}')`))}` : sql``;
-  const from = sql`FROM json_each(${windowsJson}) AS w CROSS JOIN ${table} AS s
-    ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.window_start >= w.value->>1 AND s.window_start < w.value->>2
+  const rows = (table: string, start: string, parts: string) => sql`FROM json_each(${parts}) AS w CROSS JOIN ${sql.raw(table)} AS s
+    ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.${sql.raw(start)} >= w.value->>1 AND s.${sql.raw(start)} < w.value->>2
     ${where}`;
+  const from = rows(unique ? "usage_snapshot_uniques" : "usage_snapshots", "window_start", granulesJson);
 
   if (unique) {
     return sql`SELECT w.value->>0 AS win, ${subject} AS subject, ${grp} AS grp, 0 AS sum, count(DISTINCT s.value) AS count,
         NULL AS min, NULL AS max, 0 AS latest_at, NULL AS latest
       ${from} GROUP BY 1, 2, 3`;
   }
-  const base = sql`SELECT w.value->>0 AS win, ${subject} AS subj, ${grp} AS grp, s.group_key AS gk, s.subject AS raw_subject,
-      s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max, s.latest_at AS v_latest_at, s.latest AS v_latest ${from}`;
+  const columns = sql`w.value->>0 AS win, ${subject} AS subj, ${grp} AS grp, s.group_key AS gk, s.subject AS raw_subject,
+      s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max, s.latest_at AS v_latest_at, s.latest AS v_latest`;
+  const base = sql`SELECT ${columns} ${from} UNION ALL SELECT ${columns} ${rows("usage_snapshot_days", "day_start", daysJson)}`;
   if (q.aggregation !== "LATEST") {
     return sql`SELECT win AS win, subj AS subject, grp, sum(v_sum) AS sum, sum(v_count) AS count, min(v_min) AS min, max(v_max) AS max,
         max(v_latest_at) AS latest_at, NULL AS latest

@@ -226,6 +226,30 @@ export const usageSnapshots = sqliteTable(
 );
 
 /**
+ * The same rows folded per UTC day, rewritten from a day's 15-minute rows by every flush that touches
+ * the day (src/db/snapshots.ts): a month's report reads one row per subject and group a day instead
+ * of 96. Reports use them for the whole UTC days inside a window and the 15-minute rows for the rest
+ * (src/db/reports.ts), so every zone's windows stay exact. UNIQUE_COUNT meters have none.
+ */
+export const usageSnapshotDays = sqliteTable(
+  "usage_snapshot_days",
+  {
+    namespace: text("namespace").notNull(),
+    meterId: text("meter_id").notNull(),
+    dayStart: integer("day_start").notNull(),
+    subject: text("subject").notNull(),
+    groupKey: text("group_key").notNull(),
+    sum: real("sum").notNull(),
+    count: integer("count").notNull(),
+    min: real("min"),
+    max: real("max"),
+    latestAt: integer("latest_at").notNull(),
+    latest: real("latest"),
+  },
+  (t) => [primaryKey({ columns: [t.namespace, t.meterId, t.dayStart, t.subject, t.groupKey] })],
+);
+
+/**
  * The distinct values a UNIQUE_COUNT meter saw per snapshot row: distinct counts do not add up
  * across rows or subjects, so reports count distinct values over the union instead.
  */

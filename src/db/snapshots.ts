@@ -1,7 +1,7 @@
 import { and, eq, sql, type SQL } from "drizzle-orm";
 import { SQLiteAsyncDialect } from "drizzle-orm/sqlite-core";
 import { jsonChunks } from "../domain/chunks";
-import type { GranuleRow } from "../domain/rollup";
+import { DAY_MS, dayOf, GRANULE_MS, type GranuleRow } from "../domain/rollup";
 import type { Db } from "./client";
 import { snapshotSubjects } from "./schema";
 
@@ -77,6 +77,8 @@ export async function writeFlush(db: Db, f: SubjectFlush): Promise<FlushWrite> {
       ON CONFLICT DO NOTHING`);
   }
 
+  statements.push(...dayStatements(f, fresh));
+
   statements.push(
     sql`INSERT INTO snapshot_subjects (namespace, subject, seq, as_of, flushed_at, pending)
       VALUES (${ns}, ${subject}, ${f.seq}, ${f.asOf}, ${f.flushedAt}, ${f.pending ? 1 : 0})
@@ -93,6 +95,50 @@ export async function writeFlush(db: Db, f: SubjectFlush): Promise<FlushWrite> {
     rowsWritten: results.reduce((n, r) => n + (r.meta.rows_written ?? 0), 0),
     d1Ms: results.reduce((n, r) => n + (r.meta.duration ?? 0), 0),
   };
+}
+
+/** The offsets of a day's 96 rows from its start: each day row is rebuilt by one seek per 15-minute row. */
+const GRANULE_OFFSETS = JSON.stringify(Array.from({ length: DAY_MS / GRANULE_MS }, (_, i) => i * GRANULE_MS));
+
+/**
+ * Rebuilds the subject's day rows of every UTC day the flush touched from that day's 15-minute rows, as
+ * they stand after the statements before these: a rebuild rather than an increment, so that a day row
+ * is exactly what its 15-minute rows fold to, whatever order flushes arrived in. A day holding a reset
+ * window loses its rows first (group-by values that no longer occur). Unchanged rows are not rewritten.
+ */
+function dayStatements(f: SubjectFlush, fresh: SQL): SQL[] {
+  const { namespace: ns, subject } = f;
+  const days = new Map<string, [string, number]>();
+  const resets = new Map<string, [string, number]>();
+  for (const w of f.windows) {
+    const day: [string, number] = [w.meterId, dayOf(w.windowStart)];
+    days.set(day.join("\u0000"), day);
+    if (w.reset) resets.set(day.join("\u0000"), day);
+  }
+  const statements: SQL[] = [];
+  for (const chunk of jsonChunks([...resets.values()])) {
+    statements.push(sql`DELETE FROM usage_snapshot_days WHERE rowid IN (
+        SELECT s.rowid FROM json_each(${chunk}) AS d CROSS JOIN usage_snapshot_days AS s
+        ON s.namespace = ${ns} AND s.meter_id = d.value->>0 AND s.day_start = d.value->>1 AND s.subject = ${subject})
+      AND ${fresh}`);
+  }
+  for (const chunk of jsonChunks([...days.values()])) {
+    statements.push(sql`INSERT INTO usage_snapshot_days (namespace, meter_id, day_start, subject, group_key, sum, count, min, max, latest_at, latest)
+      SELECT ${ns}, meter, day, ${subject}, gk, sum(v_sum), sum(v_count), min(v_min), max(v_max), max(v_latest_at), max(CASE WHEN rn = 1 THEN v_latest END)
+      FROM (SELECT d.value->>0 AS meter, d.value->>1 AS day, s.group_key AS gk, s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max,
+              s.latest_at AS v_latest_at, s.latest AS v_latest,
+              row_number() OVER (PARTITION BY d.value->>0, d.value->>1, s.group_key ORDER BY s.latest_at DESC) AS rn
+            FROM json_each(${chunk}) AS d CROSS JOIN json_each(${GRANULE_OFFSETS}) AS o CROSS JOIN usage_snapshots AS s
+            ON s.namespace = ${ns} AND s.meter_id = d.value->>0 AND s.window_start = d.value->>1 + o.value AND s.subject = ${subject})
+      WHERE ${fresh}
+      GROUP BY meter, day, gk
+      ON CONFLICT (namespace, meter_id, day_start, subject, group_key) DO UPDATE SET
+        sum = excluded.sum, count = excluded.count, min = excluded.min, max = excluded.max,
+        latest_at = excluded.latest_at, latest = excluded.latest
+      WHERE count IS NOT excluded.count OR sum IS NOT excluded.sum OR min IS NOT excluded.min
+        OR max IS NOT excluded.max OR latest_at IS NOT excluded.latest_at OR latest IS NOT excluded.latest`);
+  }
+  return statements;
 }
 
 const dialect = new SQLiteAsyncDialect();
@@ -164,20 +210,22 @@ export async function owesNothing(db: Db, ids: readonly OverdueSubject[], before
 }
 
 /**
- * Deletes snapshot rows whose window started before `cutoff`, at most `perStatement` rows per
+ * Deletes snapshot rows whose window (or day) started before `cutoff`, a UTC day's start so that a day
+ * row goes with the 15-minute rows it folds; at most `perStatement` rows per
  * statement and `maxStatements` statements per call (D1 caps queries per invocation and statement
  * time); the next cron run continues. Walks `meters` (soft-deleted ones included, so their rows
  * age out too) and each meter's key prefix, instead of an index on window_start that every new
  * row would pay a write for. Returns the rows deleted per table.
  */
-export async function pruneSnapshots(db: Db, cutoff: number, perStatement = 5_000, maxStatements = 20): Promise<{ rows: number; uniques: number }> {
-  const out = { rows: 0, uniques: 0 };
+export async function pruneSnapshots(db: Db, cutoff: number, perStatement = 5_000, maxStatements = 20): Promise<{ rows: number; uniques: number; days: number }> {
+  const out = { rows: 0, uniques: 0, days: 0 };
   let budget = maxStatements;
-  for (const [table, key] of [["usage_snapshots", "rows"], ["usage_snapshot_uniques", "uniques"]] as const) {
+  const tables = [["usage_snapshots", "window_start", "rows"], ["usage_snapshot_uniques", "window_start", "uniques"], ["usage_snapshot_days", "day_start", "days"]] as const;
+  for (const [table, start, key] of tables) {
     while (budget-- > 0) {
       const r = (await db.run(sql`DELETE FROM ${sql.raw(table)} WHERE rowid IN (
           SELECT s.rowid FROM meters AS m CROSS JOIN ${sql.raw(table)} AS s
-          ON s.namespace = m.namespace AND s.meter_id = m.id AND s.window_start < ${cutoff}
+          ON s.namespace = m.namespace AND s.meter_id = m.id AND s.${sql.raw(start)} < ${cutoff}
           LIMIT ${perStatement})`)) as unknown as D1Result;
       const n = r.meta.changes ?? 0;
       out[key] += n;

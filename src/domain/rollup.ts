@@ -15,6 +15,28 @@ export function granuleOf(ms: number): number {
   return Math.floor(ms / GRANULE_MS) * GRANULE_MS + 0;
 }
 
+/**
+ * D1 also keeps the rows folded per UTC day (usage_snapshot_days): reports read those for the whole
+ * UTC days inside a window, 96 times fewer rows, and the 15-minute rows for the rest.
+ */
+export const DAY_MS = 86_400_000;
+
+/** Start of the UTC day containing `ms`. */
+export function dayOf(ms: number): number {
+  return Math.floor(ms / DAY_MS) * DAY_MS + 0;
+}
+
+/** A window [from, to) on 15-minute boundaries, cut into the parts read from day rows and from 15-minute rows. */
+export function splitByDays(from: number, to: number): { days: [number, number][]; granules: [number, number][] } {
+  const first = Math.ceil(from / DAY_MS) * DAY_MS;
+  const last = dayOf(to);
+  if (first >= last) return { days: [], granules: from < to ? [[from, to]] : [] };
+  const granules: [number, number][] = [];
+  if (from < first) granules.push([from, first]);
+  if (last < to) granules.push([last, to]);
+  return { days: [[first, last]], granules };
+}
+
 /** A stored minute bucket of some meter, as the Durable Object reads it. */
 export interface MinuteBucket extends Bucket {
   meter_id: string;

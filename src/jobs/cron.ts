@@ -1,7 +1,7 @@
 import { customer } from "../customer/client";
 import { database } from "../db/client";
 import { overdueSubjects, owesNothing, pruneSnapshots, type OverdueSubject } from "../db/snapshots";
-import { granuleOf, overdueAfterMs } from "../domain/rollup";
+import { dayOf, overdueAfterMs } from "../domain/rollup";
 import { settings, type Env } from "../env";
 
 /**
@@ -23,7 +23,7 @@ export interface CronReport {
   failed: number;
   /** D1 rows the nudged flushes wrote. */
   rowsWritten: number;
-  pruned: { rows: number; uniques: number };
+  pruned: { rows: number; uniques: number; days: number };
 }
 
 export async function scheduled(controller: ScheduledController, env: Env, ctx: ExecutionContext): Promise<void> {
@@ -33,7 +33,7 @@ export async function scheduled(controller: ScheduledController, env: Env, ctx: 
 export async function runCron(env: Env, now: number): Promise<CronReport> {
   const db = database(env.DB);
   const s = settings(env);
-  const report: CronReport = { nudged: 0, cleared: 0, failed: 0, rowsWritten: 0, pruned: { rows: 0, uniques: 0 } };
+  const report: CronReport = { nudged: 0, cleared: 0, failed: 0, rowsWritten: 0, pruned: { rows: 0, uniques: 0, days: 0 } };
 
   const cleared: OverdueSubject[] = [];
   const before = now - overdueAfterMs(s.SNAPSHOT_INTERVAL_SECONDS);
@@ -56,7 +56,7 @@ export async function runCron(env: Env, now: number): Promise<CronReport> {
   await owesNothing(db, cleared, before, now);
   report.cleared = cleared.length;
 
-  report.pruned = await pruneSnapshots(db, granuleOf(now - s.SNAPSHOT_RETENTION_DAYS * 86_400_000));
-  if (report.nudged || report.cleared || report.failed || report.pruned.rows || report.pruned.uniques) console.log(JSON.stringify({ msg: "snapshot cron", ...report }));
+  report.pruned = await pruneSnapshots(db, dayOf(now - s.SNAPSHOT_RETENTION_DAYS * 86_400_000));
+  if (report.nudged || report.cleared || report.failed || report.pruned.rows || report.pruned.uniques || report.pruned.days) console.log(JSON.stringify({ msg: "snapshot cron", ...report }));
   return report;
 }

@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { Sql } from "../../src/customer/sql";
 import { database } from "../../src/db/client";
 import { overdueSubjects, pruneSnapshots } from "../../src/db/snapshots";
-import { granuleOf } from "../../src/domain/rollup";
+import { dayOf, granuleOf } from "../../src/domain/rollup";
 import worker from "../../src/index";
 import { runCron } from "../../src/jobs/cron";
 import { DAY, MINUTE, createMeter, customerStub, event, ingestOk, iso, uid } from "../helpers/api";
@@ -107,27 +107,39 @@ describe("snapshot retention", () => {
     ).bind(NS, meterId, windowStart, subject, windowStart);
   const unique = (subject: string, windowStart: number) =>
     env.DB.prepare("INSERT INTO usage_snapshot_uniques (namespace, meter_id, window_start, subject, group_key, value) VALUES (?, ?, ?, ?, '{}', 'u')").bind(NS, meterId, windowStart, subject);
+  const dayRow = (subject: string, dayStart: number) =>
+    env.DB.prepare(
+      "INSERT INTO usage_snapshot_days (namespace, meter_id, day_start, subject, group_key, sum, count, min, max, latest_at, latest) VALUES (?, ?, ?, ?, '{}', 1, 1, 1, 1, ?, 1)",
+    ).bind(NS, meterId, dayStart, subject, dayStart);
   const count = async (subject: string) =>
-    (await env.DB.prepare("SELECT (SELECT count(*) FROM usage_snapshots WHERE subject = ?1) + (SELECT count(*) FROM usage_snapshot_uniques WHERE subject = ?1) AS n").bind(subject).first<{ n: number }>())!.n;
+    (await env.DB.prepare(
+      `SELECT (SELECT count(*) FROM usage_snapshots WHERE subject = ?1) + (SELECT count(*) FROM usage_snapshot_uniques WHERE subject = ?1)
+         + (SELECT count(*) FROM usage_snapshot_days WHERE subject = ?1) AS n`,
+    ).bind(subject).first<{ n: number }>())!.n;
 
-  it("the cron prunes rows whose window started before SNAPSHOT_RETENTION_DAYS and keeps the rest", async () => {
+  it("the cron prunes rows whose window or day started before SNAPSHOT_RETENTION_DAYS, counted in whole UTC days, and keeps the rest", async () => {
     const s = uid("old");
-    const cutoff = granuleOf(Date.now() - retentionDays * DAY);
-    await env.DB.batch([row(s, cutoff - 15 * MINUTE), row(s, cutoff - 100 * DAY), unique(s, cutoff - 15 * MINUTE), row(s, cutoff + 15 * MINUTE), unique(s, cutoff + 15 * MINUTE)]);
-    expect(await count(s)).toBe(5);
+    // A UTC day's start, so that a day row and the 15-minute rows it folds are pruned together.
+    const cutoff = dayOf(Date.now() - retentionDays * DAY);
+    await env.DB.batch([
+      row(s, cutoff - 15 * MINUTE), row(s, cutoff - 100 * DAY), unique(s, cutoff - 15 * MINUTE), dayRow(s, cutoff - DAY),
+      row(s, cutoff), unique(s, cutoff + 15 * MINUTE), dayRow(s, cutoff),
+    ]);
+    expect(await count(s)).toBe(7);
     await runScheduled();
     const { results } = await env.DB.prepare("SELECT window_start FROM usage_snapshots WHERE subject = ?").bind(s).all();
-    expect(results).toEqual([{ window_start: cutoff + 15 * MINUTE }]);
-    expect(await count(s)).toBe(2);
+    expect(results).toEqual([{ window_start: cutoff }]);
+    expect(await env.DB.prepare("SELECT day_start FROM usage_snapshot_days WHERE subject = ?").bind(s).all().then((r) => r.results)).toEqual([{ day_start: cutoff }]);
+    expect(await count(s)).toBe(3);
   });
 
   it("deletes in bounded statements and reports how many rows it removed", async () => {
     const s = uid("bulk");
     const old = granuleOf(Date.now() - (retentionDays + 10) * DAY);
     await env.DB.batch(Array.from({ length: 7 }, (_, i) => row(s, old + i * 15 * MINUTE)));
-    const first = await pruneSnapshots(database(env.DB), granuleOf(Date.now() - retentionDays * DAY), 2, 2);
+    const first = await pruneSnapshots(database(env.DB), dayOf(Date.now() - retentionDays * DAY), 2, 2);
     expect(first.rows).toBe(4);
-    const rest = await pruneSnapshots(database(env.DB), granuleOf(Date.now() - retentionDays * DAY), 2, 10);
+    const rest = await pruneSnapshots(database(env.DB), dayOf(Date.now() - retentionDays * DAY), 2, 10);
     expect(rest.rows).toBe(3);
     expect(await count(s)).toBe(0);
   });
