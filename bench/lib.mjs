@@ -73,6 +73,32 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 /** Wall clock with sub-ms resolution that two processes on one machine agree on. */
 export const nowMs = () => performance.timeOrigin + performance.now();
 
+/**
+ * Each of `queries` ([label, path]; FROM_DAY in a path becomes 24 hours ago) `rounds` times against the
+ * gateway, printed as it goes: per label the answer's rows and their sum, p50 and max ms (query-scale,
+ * report-scale).
+ */
+export async function timeQueries(gw, name, queries, rounds) {
+  const out = {};
+  for (const [label, p] of queries) {
+    const url = p.replace("FROM_DAY", encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString()));
+    const samples = [];
+    let total = null;
+    for (let i = 0; i < rounds; i++) {
+      const t = nowMs();
+      const res = await gw.fetch(url);
+      const body = await res.json();
+      samples.push(nowMs() - t);
+      if (res.status !== 200) throw new Error(`${label}: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+      total = { rows: body.data.length, sum: body.data.reduce((n, r) => n + r.value, 0) };
+    }
+    samples.sort((a, b) => a - b);
+    out[label] = { ...total, p50Ms: round(percentile(samples, 50), 1), maxMs: round(samples.at(-1), 1) };
+    console.log(`${name} · ${label}: p50 ${out[label].p50Ms} ms · max ${out[label].maxMs} ms · ${total.rows} rows summing to ${total.sum}`);
+  }
+  return out;
+}
+
 /** The load generator process, and a way to run one command on it with its progress shown. */
 export function startLoad(progress) {
   const child = fork(fileURLToPath(new URL("./load.mjs", import.meta.url)), [], { stdio: ["ignore", "inherit", "inherit", "ipc"] });

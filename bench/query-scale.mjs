@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
 import { parseArgs } from "node:util";
-import { load1, nowMs, percentile, round } from "./lib.mjs";
+import { load1, nowMs, round, timeQueries } from "./lib.mjs";
 
 const { values: args } = parseArgs({ options: { minutes: { type: "string", default: "1000000" }, rounds: { type: "string", default: "5" }, old: { type: "string" } } });
 const minutes = Number(args.minutes);
@@ -60,23 +60,8 @@ for (const [name, dir] of builds) {
   try {
     const seeded = await seed(gw);
     console.log(`${name}: ${minutes.toLocaleString("en-US")} minutes seeded in ${seeded.seedSeconds} s · load average ${load1()}`);
-    const out = (figures.builds[name] = { dir, ...seeded, queries: {} });
-    for (const [label, q] of QUERIES) {
-      const query = q.replace("FROM_DAY", encodeURIComponent(new Date(Date.now() - 86_400_000).toISOString()));
-      const samples = [];
-      let total = null;
-      for (let i = 0; i < Number(args.rounds); i++) {
-        const t = nowMs();
-        const res = await gw.fetch(`/api/v1/meters/scale_tokens/query?subject=${SUBJECT}${query}`);
-        const body = await res.json();
-        samples.push(nowMs() - t);
-        if (res.status !== 200) throw new Error(`${label}: ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
-        total = { rows: body.data.length, sum: body.data.reduce((n, r) => n + r.value, 0) };
-      }
-      samples.sort((a, b) => a - b);
-      out.queries[label] = { ...total, p50Ms: round(percentile(samples, 50), 1), maxMs: round(samples.at(-1), 1) };
-      console.log(`${name} · ${label}: p50 ${out.queries[label].p50Ms} ms · max ${out.queries[label].maxMs} ms · ${total.rows} rows summing to ${total.sum}`);
-    }
+    const queries = QUERIES.map(([label, q]) => [label, `/api/v1/meters/scale_tokens/query?subject=${SUBJECT}${q}`]);
+    figures.builds[name] = { dir, ...seeded, queries: await timeQueries(gw, name, queries, Number(args.rounds)) };
   } finally {
     await gw.cleanup();
   }

@@ -199,6 +199,18 @@ export const notificationEvents = sqliteTable(
   (t) => [index("notification_events_ns_time").on(t.namespace, t.createdAt)],
 );
 
+/** A snapshot row's subject, group and running aggregates (the columns of a DO bucket), for one window or one day. */
+const subjectAggregates = () => ({
+  subject: text("subject").notNull(),
+  groupKey: text("group_key").notNull(),
+  sum: real("sum").notNull(),
+  count: integer("count").notNull(),
+  min: real("min"),
+  max: real("max"),
+  latestAt: integer("latest_at").notNull(),
+  latest: real("latest"),
+});
+
 /**
  * Usage snapshots: each customer Durable Object's minute buckets folded into 15-minute rows (see
  * src/domain/rollup.ts for why 15 minutes), written with absolute values by the DO's flush, so a
@@ -213,14 +225,7 @@ export const usageSnapshots = sqliteTable(
     namespace: text("namespace").notNull(),
     meterId: text("meter_id").notNull(),
     windowStart: integer("window_start").notNull(),
-    subject: text("subject").notNull(),
-    groupKey: text("group_key").notNull(),
-    sum: real("sum").notNull(),
-    count: integer("count").notNull(),
-    min: real("min"),
-    max: real("max"),
-    latestAt: integer("latest_at").notNull(),
-    latest: real("latest"),
+    ...subjectAggregates(),
   },
   (t) => [primaryKey({ columns: [t.namespace, t.meterId, t.windowStart, t.subject, t.groupKey] })],
 );
@@ -237,14 +242,7 @@ export const usageSnapshotDays = sqliteTable(
     namespace: text("namespace").notNull(),
     meterId: text("meter_id").notNull(),
     dayStart: integer("day_start").notNull(),
-    subject: text("subject").notNull(),
-    groupKey: text("group_key").notNull(),
-    sum: real("sum").notNull(),
-    count: integer("count").notNull(),
-    min: real("min"),
-    max: real("max"),
-    latestAt: integer("latest_at").notNull(),
-    latest: real("latest"),
+    ...subjectAggregates(),
   },
   (t) => [primaryKey({ columns: [t.namespace, t.meterId, t.dayStart, t.subject, t.groupKey] })],
 );
