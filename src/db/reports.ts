@@ -79,19 +79,24 @@ function usageStatement(q: SnapshotQuery, granulesJson: string, daysJson: string
   const subject = q.bySubject ? sql`s.subject` : sql`NULL`;
   // The path is inlined (an identifier, checked by path()) so that each filter operator binds one parameter only.
   const where = q.filters.length ? sql`WHERE ${groupFilterSql(q.filters, (k) => sql.raw(`json_extract(s.group_key, '${path(k)}')`))}` : sql``;
-  const rows = (table: string, start: string, parts: string) => sql`FROM json_each(${parts}) AS w CROSS JOIN ${sql.raw(table)} AS s
-    ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.${sql.raw(start)} >= w.value->>1 AND s.${sql.raw(start)} < w.value->>2
-    ${where}`;
-  const from = rows(unique ? "usage_snapshot_uniques" : "usage_snapshots", "window_start", granulesJson);
 
   if (unique) {
     return sql`SELECT w.value->>0 AS win, ${subject} AS subject, ${grp} AS grp, 0 AS sum, count(DISTINCT s.value) AS count,
         NULL AS min, NULL AS max, 0 AS latest_at, NULL AS latest
-      ${from} GROUP BY 1, 2, 3`;
+      FROM json_each(${granulesJson}) AS w CROSS JOIN usage_snapshot_uniques AS s
+      ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.window_start >= w.value->>1 AND s.window_start < w.value->>2
+      ${where} GROUP BY 1, 2, 3`;
   }
-  const columns = sql`w.value->>0 AS win, ${subject} AS subj, ${grp} AS grp, s.group_key AS gk, s.subject AS raw_subject,
-      s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max, s.latest_at AS v_latest_at, s.latest AS v_latest`;
-  const base = sql`SELECT ${columns} ${from} UNION ALL SELECT ${columns} ${rows("usage_snapshot_days", "day_start", daysJson)}`;
+  // Both sources are one relation before the group-by keys and filters apply, so their parameters are
+  // bound once: twice, 20 group-by keys and 50 filter operators would pass D1's 100 per statement.
+  const part = (table: string, start: string, parts: string) => sql`SELECT w.value->>0 AS win, s.subject AS subject, s.group_key AS group_key,
+      s.sum AS sum, s.count AS count, s.min AS min, s.max AS max, s.latest_at AS latest_at, s.latest AS latest
+    FROM json_each(${parts}) AS w CROSS JOIN ${sql.raw(table)} AS s
+    ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.${sql.raw(start)} >= w.value->>1 AND s.${sql.raw(start)} < w.value->>2`;
+  const base = sql`SELECT s.win AS win, ${subject} AS subj, ${grp} AS grp, s.group_key AS gk, s.subject AS raw_subject,
+      s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max, s.latest_at AS v_latest_at, s.latest AS v_latest
+    FROM (${part("usage_snapshots", "window_start", granulesJson)} UNION ALL ${part("usage_snapshot_days", "day_start", daysJson)}) AS s
+    ${where}`;
   if (q.aggregation !== "LATEST") {
     return sql`SELECT win AS win, subj AS subject, grp, sum(v_sum) AS sum, sum(v_count) AS count, min(v_min) AS min, max(v_max) AS max,
         max(v_latest_at) AS latest_at, NULL AS latest
