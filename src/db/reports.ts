@@ -3,7 +3,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { GroupFilters } from "../domain/group-filter";
 import type { Aggregation } from "../domain/meter";
 import { groupFilterSql, groupPath as path } from "./group-filter-sql";
-import { splitByDays } from "../domain/rollup";
+import { DAY_MS, dayOf, splitByDays } from "../domain/rollup";
 import type { Db } from "./client";
 
 /** A namespace-wide usage query over snapshot rows; times are on 15-minute row boundaries. */
@@ -15,6 +15,19 @@ export interface SnapshotQuery {
   groupBy: readonly string[];
   bySubject: boolean;
   filters: GroupFilters;
+  /**
+   * The first UTC day whose day rows may be read (`retentionDaysFrom`); earlier days are read from
+   * 15-minute rows, which the retention cron may have deleted in part. Default: every day.
+   */
+  daysFrom?: number;
+}
+
+/**
+ * Day rows are read from the day after the retention cutoff on: a cron run that started later than the
+ * report may already prune the cutoff's own day, and it deletes a day's 15-minute rows first.
+ */
+export function retentionDaysFrom(now: number, retentionDays: number): number {
+  return dayOf(now - retentionDays * DAY_MS) + DAY_MS;
 }
 
 /** One (window, subject, group) of the answer, folded by D1. UNIQUE_COUNT puts its distinct count in `count`. */
@@ -54,7 +67,7 @@ export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly 
     const days: [number, number, number][] = [];
     windows.slice(start, start + WINDOWS_PER_STATEMENT).forEach((w, j) => {
       if (!useDays || q.aggregation === "UNIQUE_COUNT") return granules.push([start + j, w.from, w.to]);
-      const parts = splitByDays(w.from, w.to);
+      const parts = splitByDays(w.from, w.to, q.daysFrom);
       for (const [from, to] of parts.granules) granules.push([start + j, from, to]);
       for (const [from, to] of parts.days) days.push([start + j, from, to]);
     });

@@ -26,9 +26,13 @@ export function dayOf(ms: number): number {
   return Math.floor(ms / DAY_MS) * DAY_MS + 0;
 }
 
-/** A window [from, to) on 15-minute boundaries, cut into the parts read from day rows and from 15-minute rows. */
-export function splitByDays(from: number, to: number): { days: [number, number][]; granules: [number, number][] } {
-  const first = Math.ceil(from / DAY_MS) * DAY_MS;
+/**
+ * A window [from, to) on 15-minute boundaries, cut into the parts read from day rows and from 15-minute
+ * rows. Days before `daysFrom` are read from 15-minute rows: the retention cron deletes a day's
+ * 15-minute rows over several statements (and runs) before its day row, so only they say what is left.
+ */
+export function splitByDays(from: number, to: number, daysFrom = -Infinity): { days: [number, number][]; granules: [number, number][] } {
+  const first = Math.max(Math.ceil(from / DAY_MS) * DAY_MS, Math.ceil(daysFrom / DAY_MS) * DAY_MS) + 0;
   const last = dayOf(to);
   if (first >= last) return { days: [], granules: from < to ? [[from, to]] : [] };
   const granules: [number, number][] = [];

@@ -2,7 +2,7 @@ import { createRoute, OpenAPIHono, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { database } from "../db/client";
 import { cachedNamespaceConfig } from "../db/config";
-import { groupByValues, meterSubjects, snapshotExtent, snapshotFreshness, snapshotUsage } from "../db/reports";
+import { groupByValues, meterSubjects, retentionDaysFrom, snapshotExtent, snapshotFreshness, snapshotUsage } from "../db/reports";
 import { foldBuckets, type Bucket, type FoldSpec } from "../domain/aggregate";
 import type { MeterDef } from "../domain/meter";
 import { GRANULE_MS, granuleOf, overdueAfterMs, planWindows } from "../domain/rollup";
@@ -65,7 +65,10 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
   if (!plan.ok) invalidField("windowTimeZone", `${plan.reason}; namespace-wide answers fold 15-minute snapshot rows, so query this zone per subject (subject=…)`);
   const partials = await snapshotUsage(
     db,
-    { namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filters: spec.filters },
+    {
+      namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filters: spec.filters,
+      daysFrom: retentionDaysFrom(now, settings(c.env).SNAPSHOT_RETENTION_DAYS),
+    },
     plan.windows,
     MAX_ANSWER_ROWS,
   );

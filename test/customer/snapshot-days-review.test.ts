@@ -1,6 +1,9 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
-import { api, createKey, createMeter, customerStub, event, ingestOk, uid } from "../helpers/api";
+import { database } from "../../src/db/client";
+import { pruneSnapshots } from "../../src/db/snapshots";
+import { dayOf, GRANULE_MS } from "../../src/domain/rollup";
+import { DAY, api, createKey, createMeter, customerStub, event, ingestOk, uid } from "../helpers/api";
 
 // Review of the day rows (usage_snapshot_days): limits and edges the first tests did not reach.
 
@@ -30,5 +33,41 @@ describe("namespace-wide queries at D1's 100 bound parameters", () => {
     const res = await api("POST", `/api/v1/meters/${slug}/query`, { key, body: { groupBy: keys, advancedMeterGroupByFilters: { k0: filter } } });
     expect(res.status, res.text).toBe(200);
     expect(res.body.data.map((r: { value: number }) => r.value)).toEqual([3]);
+  });
+});
+
+describe("day rows at the edge of retention", () => {
+  const retentionDays = 400; // SNAPSHOT_RETENTION_DAYS in wrangler.toml
+
+  it("a report over a day the cron is part way through pruning answers what its 15-minute rows still hold", async () => {
+    const { key, namespace } = await createKey({ scopes: ["admin", "read"], namespace: uid("ns-ret") });
+    const slug = uid("ret");
+    const meterId = (await createMeter({ slug, eventType: "ret", aggregation: "SUM", valueProperty: "$.v" }, key)).body.id as string;
+    const cutoff = dayOf(Date.now() - retentionDays * DAY);
+    const day = cutoff - DAY;
+    const subject = uid("ret-s");
+    // One day's 96 rows of 1 each and the day row they fold to, as flushes would have left them.
+    await env.DB.batch([
+      ...Array.from({ length: 96 }, (_, i) =>
+        env.DB.prepare(
+          "INSERT INTO usage_snapshots (namespace, meter_id, window_start, subject, group_key, sum, count, min, max, latest_at, latest) VALUES (?, ?, ?, ?, '{}', 1, 1, 1, 1, ?, 1)",
+        ).bind(namespace, meterId, day + i * GRANULE_MS, subject, day + i * GRANULE_MS),
+      ),
+      env.DB.prepare(
+        "INSERT INTO usage_snapshot_days (namespace, meter_id, day_start, subject, group_key, sum, count, min, max, latest_at, latest) VALUES (?, ?, ?, ?, '{}', 96, 96, 1, 1, ?, 1)",
+      ).bind(namespace, meterId, day, subject, day + 95 * GRANULE_MS),
+    ]);
+    const total = async () => {
+      const res = await api("POST", `/api/v1/meters/${slug}/query`, { key, body: { from: new Date(day).toISOString(), to: new Date(cutoff - 1).toISOString() } });
+      expect(res.status, res.text).toBe(200);
+      return (res.body.data as { value: number }[]).reduce((a, r) => a + r.value, 0);
+    };
+    expect(await total()).toBe(96);
+    // A cron run whose budget ends inside the day: the oldest 40 rows are gone, the day row not yet.
+    const pruned = await pruneSnapshots(database(env.DB), cutoff, 40, 1);
+    expect(pruned).toEqual({ rows: 40, uniques: 0, days: 0 });
+    const left = await env.DB.prepare("SELECT sum(sum) AS n FROM usage_snapshots WHERE namespace = ?").bind(namespace).first<{ n: number }>();
+    expect(left!.n).toBe(56);
+    expect(await total()).toBe(56);
   });
 });
