@@ -27,3 +27,10 @@ INSERT INTO usage_snapshot_days (namespace, meter_id, day_start, subject, group_
   ON CONFLICT (namespace, meter_id, day_start, subject, group_key) DO UPDATE SET
     sum = excluded.sum, count = excluded.count, min = excluded.min, max = excluded.max,
     latest_at = excluded.latest_at, latest = excluded.latest;
+--> statement-breakpoint
+-- Day rows none of whose 15-minute rows are left (a reset or meter deletion flushed by code from
+-- before day rows): run again after a roll-out, the statement above rebuilds only days that have rows.
+DELETE FROM usage_snapshot_days WHERE (namespace, meter_id, day_start, subject, group_key) IN (
+  SELECT namespace, meter_id, day_start, subject, group_key FROM usage_snapshot_days
+  EXCEPT
+  SELECT namespace, meter_id, window_start - ((window_start % 86400000) + 86400000) % 86400000, subject, group_key FROM usage_snapshots);

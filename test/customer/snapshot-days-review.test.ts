@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
 import { pruneSnapshots } from "../../src/db/snapshots";
 import { dayOf, GRANULE_MS } from "../../src/domain/rollup";
+import migration from "../../migrations/0013_snapshot_days.sql?raw";
 import { DAY, api, createKey, createMeter, customerStub, event, ingestOk, uid } from "../helpers/api";
 
 // Review of the day rows (usage_snapshot_days): limits and edges the first tests did not reach.
@@ -69,5 +70,28 @@ describe("day rows at the edge of retention", () => {
     const left = await env.DB.prepare("SELECT sum(sum) AS n FROM usage_snapshots WHERE namespace = ?").bind(namespace).first<{ n: number }>();
     expect(left!.n).toBe(56);
     expect(await total()).toBe(56);
+  });
+});
+
+describe("migration 0013's backfill, run again after a roll-out", () => {
+  it("removes day rows whose 15-minute rows old code deleted (a reset during the roll-out)", async () => {
+    const namespace = uid("ns-bf");
+    const day = dayOf(Date.now()) - 3 * DAY;
+    const row = (group: string, i: number) =>
+      env.DB.prepare(
+        "INSERT INTO usage_snapshots (namespace, meter_id, window_start, subject, group_key, sum, count, min, max, latest_at, latest) VALUES (?, 'm', ?, 's', ?, 1, 1, 1, 1, ?, 1)",
+      ).bind(namespace, day + i * GRANULE_MS, group, day + i * GRANULE_MS);
+    await env.DB.batch([row('{"model":"a"}', 0), row('{"model":"a"}', 1), row('{"model":"b"}', 2)]);
+    const backfill = async () => {
+      for (const part of migration.split("--> statement-breakpoint").filter((p) => !p.includes("CREATE TABLE"))) await env.DB.prepare(part).run();
+    };
+    await backfill();
+    const days = () => env.DB.prepare("SELECT group_key, sum FROM usage_snapshot_days WHERE namespace = ? ORDER BY group_key").bind(namespace).all().then((r) => r.results);
+    expect(await days()).toEqual([{ group_key: '{"model":"a"}', sum: 2 }, { group_key: '{"model":"b"}', sum: 1 }]);
+    // Code from before day rows re-meters without the key: the reset replaces the window's rows, day rows untouched.
+    await env.DB.prepare("DELETE FROM usage_snapshots WHERE namespace = ? AND group_key <> '{}'").bind(namespace).run();
+    await env.DB.batch([row("{}", 0), row("{}", 1), row("{}", 2)]);
+    await backfill();
+    expect(await days()).toEqual([{ group_key: "{}", sum: 3 }]);
   });
 });
