@@ -234,7 +234,7 @@ export const usageSnapshots = sqliteTable(
  * The same rows folded per UTC day, rewritten from a day's 15-minute rows by every flush that touches
  * the day (src/db/snapshots.ts): a month's report reads one row per subject and group a day instead
  * of 96. Reports use them for the whole UTC days inside a window and the 15-minute rows for the rest
- * (src/db/reports.ts), so every zone's windows stay exact. UNIQUE_COUNT meters have none.
+ * (src/db/reports.ts), so every zone's windows stay exact. UNIQUE_COUNT reports never read them.
  */
 export const usageSnapshotDays = sqliteTable(
   "usage_snapshot_days",
