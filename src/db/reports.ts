@@ -3,7 +3,7 @@ import { sql, type SQL } from "drizzle-orm";
 import type { GroupFilters } from "../domain/group-filter";
 import type { Aggregation } from "../domain/meter";
 import { groupFilterSql, groupPath as path } from "./group-filter-sql";
-import { DAY_MS, dayOf, splitByDays } from "../domain/rollup";
+import { DAY_MS, dayOf, GRANULE_MS, granuleOf, splitByDays } from "../domain/rollup";
 import type { Db } from "./client";
 
 /** A namespace-wide usage query over snapshot rows; times are on 15-minute row boundaries. */
@@ -139,19 +139,30 @@ export async function snapshotFreshness(db: Db, namespace: string, overdueBefore
   return { pending: r.pending, oldestPendingAsOf: r.oldest_pending, overdue: r.overdue };
 }
 
-/** Subjects with snapshot rows for the meter whose 15 minutes overlap [from, to] (both inclusive, as OpenMeter's). */
-export async function meterSubjects(db: Db, namespace: string, meterId: string, from: number, to: number): Promise<string[]> {
-  const rows = await db.all<{ subject: string }>(sql`SELECT DISTINCT subject FROM usage_snapshots
-    WHERE namespace = ${namespace} AND meter_id = ${meterId} AND window_start >= ${from} AND window_start <= ${to} ORDER BY subject`);
-  return rows.map((r) => r.subject);
+/**
+ * `column` of the meter's snapshot rows whose 15 minutes start in [from, to] (both inclusive, as
+ * OpenMeter's lists): the whole UTC days from `daysFrom` on from day rows, the rest from 15-minute rows
+ * (`daysFrom = Infinity`: 15-minute rows only, the reference the day rows are tested against).
+ */
+function rowsIn(namespace: string, meterId: string, from: number, to: number, daysFrom: number, column: SQL): SQL {
+  const start = Math.ceil(from / GRANULE_MS) * GRANULE_MS;
+  const end = granuleOf(to) + GRANULE_MS;
+  const parts = start < end ? splitByDays(start, end, daysFrom) : { days: [], granules: [] };
+  const part = (table: string, at: string, list: [number, number][]) => sql`SELECT ${column} AS v
+    FROM json_each(${JSON.stringify(list)}) AS w CROSS JOIN ${sql.raw(table)} AS s
+    ON s.namespace = ${namespace} AND s.meter_id = ${meterId} AND s.${sql.raw(at)} >= w.value->>0 AND s.${sql.raw(at)} < w.value->>1`;
+  return sql`${part("usage_snapshots", "window_start", parts.granules)} UNION ALL ${part("usage_snapshot_days", "day_start", parts.days)}`;
 }
 
-/** The distinct non-null values of one group-by key in snapshot rows overlapping [from, to]. */
-export async function groupByValues(db: Db, namespace: string, meterId: string, key: string, from: number, to: number): Promise<string[]> {
-  const p = path(key);
-  const rows = await db.all<{ v: string }>(sql`SELECT DISTINCT json_extract(group_key, ${p}) AS v FROM usage_snapshots
-    WHERE namespace = ${namespace} AND meter_id = ${meterId} AND window_start >= ${from} AND window_start <= ${to}
-      AND json_extract(group_key, ${p}) IS NOT NULL
-    ORDER BY v`);
+/** Subjects with snapshot rows for the meter whose 15 minutes start in [from, to] (both inclusive, as OpenMeter's). */
+export async function meterSubjects(db: Db, namespace: string, meterId: string, from: number, to: number, daysFrom = -Infinity): Promise<string[]> {
+  const rows = await db.all<{ v: string }>(sql`SELECT DISTINCT v FROM (${rowsIn(namespace, meterId, from, to, daysFrom, sql`s.subject`)}) ORDER BY v`);
+  return rows.map((r) => r.v);
+}
+
+/** The distinct non-null values of one group-by key in snapshot rows starting in [from, to]. */
+export async function groupByValues(db: Db, namespace: string, meterId: string, key: string, from: number, to: number, daysFrom = -Infinity): Promise<string[]> {
+  const value = sql`json_extract(s.group_key, ${path(key)})`;
+  const rows = await db.all<{ v: string }>(sql`SELECT DISTINCT v FROM (${rowsIn(namespace, meterId, from, to, daysFrom, value)}) WHERE v IS NOT NULL ORDER BY v`);
   return rows.map((r) => String(r.v));
 }

@@ -38,6 +38,9 @@ export const FreshnessSchema = z
   .openapi("SnapshotFreshness");
 export type Freshness = z.output<typeof FreshnessSchema>;
 
+/** The first UTC day whose day rows a report may read (src/db/reports.ts retentionDaysFrom). */
+const daysFromOf = (c: Context<AppEnv>) => retentionDaysFrom(Date.now(), settings(c.env).SNAPSHOT_RETENTION_DAYS);
+
 type Respond = (c: Context<AppEnv>, spec: FoldSpec, data: QueryResult["data"], extra: Record<string, unknown>) => Response;
 
 /**
@@ -67,7 +70,7 @@ export async function namespaceQuery(c: Context<AppEnv>, meter: MeterDef, spec: 
     db,
     {
       namespace, meterId: meter.id, aggregation: meter.aggregation, groupBy: spec.groupBy, bySubject, filters: spec.filters,
-      daysFrom: retentionDaysFrom(now, settings(c.env).SNAPSHOT_RETENTION_DAYS),
+      daysFrom: daysFromOf(c),
     },
     plan.windows,
     MAX_ANSWER_ROWS,
@@ -148,7 +151,7 @@ reports.openapi(
     const from = instant(q.from, "from", 0);
     const to = instant(q.to, "to", Date.now());
     if (from > to) invalidField("from", "must not be after to");
-    return c.json(await meterSubjects(database(c.env.DB), c.get("principal").namespace, meter.id, granuleOf(from), to), 200);
+    return c.json(await meterSubjects(database(c.env.DB), c.get("principal").namespace, meter.id, granuleOf(from), to, daysFromOf(c)), 200);
   },
 );
 
@@ -173,9 +176,9 @@ reports.openapi(
     if (from > to) invalidField("from", "must not be after to");
     const db = database(c.env.DB);
     const namespace = c.get("principal").namespace;
-    if (groupByKey === "subject") return c.json(await meterSubjects(db, namespace, meter.id, from, to), 200);
+    if (groupByKey === "subject") return c.json(await meterSubjects(db, namespace, meter.id, from, to, daysFromOf(c)), 200);
     const keys = Object.keys(meter.groupBy);
     if (!keys.includes(groupByKey)) invalidField("groupByKey", `${groupByKey} is not a group by key of meter ${meter.slug} (it has: ${keys.join(", ") || "none"})`);
-    return c.json(await groupByValues(db, namespace, meter.id, groupByKey, from, to), 200);
+    return c.json(await groupByValues(db, namespace, meter.id, groupByKey, from, to, daysFromOf(c)), 200);
   },
 );

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { database } from "../../src/db/client";
-import { snapshotExtent, snapshotUsage, type SnapshotQuery } from "../../src/db/reports";
+import { groupByValues, meterSubjects, snapshotExtent, snapshotUsage, type SnapshotQuery } from "../../src/db/reports";
 import type { GroupFilters } from "../../src/domain/group-filter";
 import type { Aggregation } from "../../src/domain/meter";
 import { DAY_MS, GRANULE_MS, granuleOf, planWindows } from "../../src/domain/rollup";
@@ -115,6 +115,32 @@ describe("day rows", () => {
       }
     }
     expect(compared).toBe(AGGREGATIONS.length * 8 * 2);
+  });
+
+  it("list the same subjects and group-by values as the 15-minute rows alone do", async () => {
+    const db = database(env.DB);
+    const ranges: [number, number][] = [
+      [0, now],
+      [granuleOf(now - 3 * DAY_MS) + 5 * GRANULE_MS, now - 7 * HOUR],
+      [granuleOf(now - 2 * DAY_MS), granuleOf(now - DAY_MS) + 3 * MINUTE],
+    ];
+    for (const meterId of meters.values()) {
+      for (const [from, to] of ranges) {
+        const subjectsSeen = await meterSubjects(db, namespace, meterId, from, to);
+        expect(subjectsSeen.length).toBeGreaterThan(0);
+        expect(subjectsSeen, `${from}..${to}`).toEqual(await meterSubjects(db, namespace, meterId, from, to, Infinity));
+        expect(await groupByValues(db, namespace, meterId, "model", from, to)).toEqual(await groupByValues(db, namespace, meterId, "model", from, to, Infinity));
+      }
+    }
+    // One subject's usage only in a day that lies whole inside the range: listed from its day rows.
+    const lone = uid("days-lone");
+    const day = granuleOf(now - 3 * DAY_MS) - (granuleOf(now - 3 * DAY_MS) % DAY_MS);
+    await ingestOk([event({ subject: lone, type: "days", time: iso(day + 5 * HOUR), data: { v: 1, model: "z" } })], { key });
+    expect((await customerStub(lone, namespace).flushSnapshots({ namespace, subject: lone }))?.applied).toBe(true);
+    // COUNT: the first test re-metered SUM without its group-by key.
+    const count = meters.get("COUNT")!;
+    expect(await meterSubjects(db, namespace, count, day - HOUR, day + DAY_MS + HOUR)).toContain(lone);
+    expect(await groupByValues(db, namespace, count, "model", day - HOUR, day + DAY_MS + HOUR)).toContain("z");
   });
 
   it("are rebuilt from the 15-minute rows by migration 0013's backfill, which README's Deploy section says to run again after a roll-out", async () => {
