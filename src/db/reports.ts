@@ -52,21 +52,21 @@ export async function snapshotExtent(db: Db, namespace: string, meterId: string,
 /**
  * Folds snapshot rows into windows, subjects and groups inside D1, so what crosses the wire is the
  * answer, not every row; null when the answer has more than `maxRows` rows. Each window is read as
- * its whole UTC days from day rows and the rest from 15-minute rows (one seek per part);
- * `useDays = false` reads 15-minute rows only, the reference the day rows are tested against.
+ * its whole UTC days from `q.daysFrom` on from day rows and the rest from 15-minute rows (one seek per
+ * part); `daysFrom: Infinity` reads 15-minute rows only, the reference the day rows are tested against.
  * SUM/COUNT add, MIN/MAX keep extremes, AVG travels as sum and count, LATEST takes the value with
  * the latest event time — ties go to the greater raw group key, as the per-subject fold over
  * (minute, group_key)-ordered buckets does — and UNIQUE_COUNT counts distinct values over the union
  * of the rows' stored values (distinct counts do not add up).
  */
-export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[], maxRows: number, useDays = true): Promise<SnapshotPartial[] | null> {
+export async function snapshotUsage(db: Db, q: SnapshotQuery, windows: readonly { from: number; to: number }[], maxRows: number): Promise<SnapshotPartial[] | null> {
   let out: SnapshotPartial[] = [];
   for (let start = 0; start < windows.length; start += WINDOWS_PER_STATEMENT) {
     // A window's parts stay in one statement, which folds them into its row of the answer.
     const granules: [number, number, number][] = [];
     const days: [number, number, number][] = [];
     windows.slice(start, start + WINDOWS_PER_STATEMENT).forEach((w, j) => {
-      if (!useDays || q.aggregation === "UNIQUE_COUNT") return granules.push([start + j, w.from, w.to]);
+      if (q.aggregation === "UNIQUE_COUNT") return granules.push([start + j, w.from, w.to]);
       const parts = splitByDays(w.from, w.to, q.daysFrom);
       for (const [from, to] of parts.granules) granules.push([start + j, from, to]);
       for (const [from, to] of parts.days) days.push([start + j, from, to]);
