@@ -96,16 +96,14 @@ function usageStatement(q: SnapshotQuery, granulesJson: string, daysJson: string
   if (unique) {
     return sql`SELECT w.value->>0 AS win, ${subject} AS subject, ${grp} AS grp, 0 AS sum, count(DISTINCT s.value) AS count,
         NULL AS min, NULL AS max, 0 AS latest_at, NULL AS latest
-      FROM json_each(${granulesJson}) AS w CROSS JOIN usage_snapshot_uniques AS s
-      ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.window_start >= w.value->>1 AND s.window_start < w.value->>2
+      FROM ${inParts("usage_snapshot_uniques", "window_start", q.namespace, q.meterId, granulesJson)}
       ${where} GROUP BY 1, 2, 3`;
   }
   // Both sources are one relation before the group-by keys and filters apply, so their parameters are
   // bound once: twice, 20 group-by keys and 50 filter operators would pass D1's 100 per statement.
   const part = (table: string, start: string, parts: string) => sql`SELECT w.value->>0 AS win, s.subject AS subject, s.group_key AS group_key,
       s.sum AS sum, s.count AS count, s.min AS min, s.max AS max, s.latest_at AS latest_at, s.latest AS latest
-    FROM json_each(${parts}) AS w CROSS JOIN ${sql.raw(table)} AS s
-    ON s.namespace = ${q.namespace} AND s.meter_id = ${q.meterId} AND s.${sql.raw(start)} >= w.value->>1 AND s.${sql.raw(start)} < w.value->>2`;
+    FROM ${inParts(table, start, q.namespace, q.meterId, parts)}`;
   const base = sql`SELECT s.win AS win, ${subject} AS subj, ${grp} AS grp, s.group_key AS gk, s.subject AS raw_subject,
       s.sum AS v_sum, s.count AS v_count, s.min AS v_min, s.max AS v_max, s.latest_at AS v_latest_at, s.latest AS v_latest
     FROM (${part("usage_snapshots", "window_start", granulesJson)} UNION ALL ${part("usage_snapshot_days", "day_start", daysJson)}) AS s
@@ -140,6 +138,15 @@ export async function snapshotFreshness(db: Db, namespace: string, overdueBefore
 }
 
 /**
+ * The meter's rows of `table` whose `start` lies in one of `parts` (JSON of [index, from, to], the
+ * index read as `w.value->>0`): one key seek per part, driven by the list (CROSS JOIN fixes the order).
+ */
+function inParts(table: string, start: string, namespace: string, meterId: string, parts: string): SQL {
+  return sql`json_each(${parts}) AS w CROSS JOIN ${sql.raw(table)} AS s
+    ON s.namespace = ${namespace} AND s.meter_id = ${meterId} AND s.${sql.raw(start)} >= w.value->>1 AND s.${sql.raw(start)} < w.value->>2`;
+}
+
+/**
  * `column` of the meter's snapshot rows whose 15 minutes start in [from, to] (both inclusive, as
  * OpenMeter's lists): the whole UTC days from `daysFrom` on from day rows, the rest from 15-minute rows
  * (`daysFrom = Infinity`: 15-minute rows only, the reference the day rows are tested against).
@@ -148,9 +155,8 @@ function rowsIn(namespace: string, meterId: string, from: number, to: number, da
   const start = Math.ceil(from / GRANULE_MS) * GRANULE_MS;
   const end = granuleOf(to) + GRANULE_MS;
   const parts = start < end ? splitByDays(start, end, daysFrom) : { days: [], granules: [] };
-  const part = (table: string, at: string, list: [number, number][]) => sql`SELECT ${column} AS v
-    FROM json_each(${JSON.stringify(list)}) AS w CROSS JOIN ${sql.raw(table)} AS s
-    ON s.namespace = ${namespace} AND s.meter_id = ${meterId} AND s.${sql.raw(at)} >= w.value->>0 AND s.${sql.raw(at)} < w.value->>1`;
+  const part = (table: string, at: string, list: [number, number][]) =>
+    sql`SELECT ${column} AS v FROM ${inParts(table, at, namespace, meterId, JSON.stringify(list.map(([a, b]) => [0, a, b])))}`;
   return sql`${part("usage_snapshots", "window_start", parts.granules)} UNION ALL ${part("usage_snapshot_days", "day_start", parts.days)}`;
 }
 
