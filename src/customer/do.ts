@@ -91,16 +91,15 @@ export class CustomerDO extends DurableObject<Env> {
   /** A batch of one subject: as EventRows (what the Worker sends: one string, cheap to pass) or as events. */
   async ingest(id: Identity, config: ConfigRef, batch: EventRows | MeterEvent[]): Promise<IngestResult | StaleConfig> {
     const now = Date.now();
-    const outcome = this.claiming(id, config, (o) => !isStaleConfig(o) && o.accepted > 0, () => this.synced(config, () => {
+    const outcome = await this.claiming(id, config, now, () => {
       const planned = Array.isArray(batch) ? null : ingestPlanned(this.sql, batch, this.meters.version, now, this.retentionMs(), this.dedupe);
       const o =
         planned ??
         ingestBatch(this.sql, this.meters.set, Array.isArray(batch) ? batch : fromRows(batch), now, this.retentionMs(), this.dedupe, Array.isArray(batch) ? undefined : batch.rows);
       if (o.accepted > 0) this.counted(o, now);
       return o;
-    }));
+    }, (o) => o.accepted > 0);
     if (isStaleConfig(outcome)) return outcome;
-    if (outcome.accepted > 0) await this.afterWrite(now);
     return { accepted: outcome.accepted, duplicates: outcome.duplicates, rejected: outcome.rejected };
   }
 
@@ -153,9 +152,7 @@ export class CustomerDO extends DurableObject<Env> {
   /** The first entitlement may come before the first event: creating one names the DO's customer. */
   async createEntitlement(id: Identity, config: ConfigRef, input: EntitlementCreate): Promise<Result<EntitlementRecord> | StaleConfig> {
     const now = Date.now();
-    const r = this.claiming(id, config, (r) => !isStaleConfig(r) && r.ok, () => this.synced(config, () => ops.createEntitlement(this.sql, input, now)));
-    if (!isStaleConfig(r) && r.ok) await this.afterWrite(now);
-    return r;
+    return this.claiming(id, config, now, () => ops.createEntitlement(this.sql, input, now), (r) => r.ok);
   }
 
   listEntitlements(id: Identity, config: ConfigRef, includeDeleted: boolean): EntitlementRecord[] | StaleConfig {
@@ -355,22 +352,29 @@ export class CustomerDO extends DurableObject<Env> {
   }
 
   /**
-   * A write that names this object's customer (claim). On an object that has stored nothing, the
-   * claim (schema, identity) and the write are one transaction, kept only if `stored` says the write
-   * stored something: a batch whose every event is refused, or an entitlement refused, must not leave
-   * storage behind for each subject name a client sends, any more than a read does.
+   * A write (`fn`, synced to `config`) that names this object's customer (claim), followed by
+   * afterWrite when `stored` says it stored something. On an object that has stored nothing, the
+   * claim (schema, identity) and the write are one transaction, kept only if it stored something: a
+   * batch whose every event is refused, or an entitlement refused, must not leave storage behind for
+   * each subject name a client sends, any more than a read does.
    */
-  protected claiming<T>(id: Identity, config: ConfigRef, stored: (r: T | StaleConfig) => boolean, write: () => T | StaleConfig): T | StaleConfig {
+  protected async claiming<T>(id: Identity, config: ConfigRef, now: number, fn: () => T, stored: (r: T) => boolean): Promise<T | StaleConfig> {
+    let r: T | StaleConfig;
     if (this.identity) {
       this.claim(id);
-      return write();
-    }
+      r = this.synced(config, fn);
+    } else r = this.claimingFirst(id, config, fn, stored);
+    if (!isStaleConfig(r) && stored(r)) await this.afterWrite(now);
+    return r;
+  }
+
+  private claimingFirst<T>(id: Identity, config: ConfigRef, fn: () => T, stored: (r: T) => boolean): T | StaleConfig {
     // The usual first call (a version without the definitions) creates nothing only to roll it back.
     const stale = this.staleFor(config);
     if (stale) return stale;
     let r!: T | StaleConfig;
     try {
-      if (keepIf(this.sql, () => (this.claim(id), stored((r = write()))))) return r;
+      if (keepIf(this.sql, () => (this.claim(id), (r = this.synced(config, fn)), !isStaleConfig(r) && stored(r)))) return r;
     } catch (e) {
       this.unclaim();
       throw e;
