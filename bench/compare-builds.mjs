@@ -44,7 +44,7 @@ try {
           : [["all new", { batch: Number(args.batch) }], ["20% re-sent", { batch: Number(args.batch), dupRate: 0.2 }]];
         for (const [label, o] of cases) {
           const r = await ingestRun(ctx, `${name} ${label}`, o);
-          console.log(`round ${round} · ${name} · ${args.batch}/req ${label}: ${Math.round(r.eventsPerSecond).toLocaleString("en-US")} ev/s · ${r.gatewayCpuUsPerEvent?.toFixed(1)} µs CPU/event${r.storageSyncsPerRequest === null ? "" : ` · ${r.storageSyncsPerRequest} fsync/req`} · load average ${load1()}`);
+          console.log(`round ${round} · ${name} · ${args.batch}/req ${label}: ${Math.round(r.eventsPerSecond).toLocaleString("en-US")} ev/s · ${r.gatewayCpuUsPerEvent?.toFixed(1)} µs CPU/event${r.storageSyncsPerRequest === null ? "" : ` · ${r.storageSyncsPerRequest} fsync/req · ${r.pageReadsPerRequest} pread/req`} · load average ${load1()}`);
         }
       } finally {
         await gw.cleanup();

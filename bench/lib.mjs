@@ -39,19 +39,20 @@ export function groupCpuMs(pgid) {
 }
 
 /**
- * Counts the fsync calls of a process group's workerd processes from now until stop(): each is
- * one storage commit of a local SQLite database (a Durable Object's or D1's), which workerd syncs
- * to disk before the answer. Commits are shared by the requests that reach one Durable Object in
- * the same turn, so fsyncs per request say how much of that batching a workload gets (README
- * "Performance", 1,000 subjects). Uses `perf stat` on the syscall tracepoint: no slowdown, but
- * Linux with perf and tracefs only; stop() resolves null anywhere else.
+ * Counts the fsync and pread calls of a process group's workerd processes from now until stop().
+ * An fsync is one storage commit of a local SQLite database (a Durable Object's or D1's), which
+ * workerd syncs to disk before the answer. Commits are shared by the requests that reach one Durable
+ * Object in the same turn, so fsyncs per request say how much of that batching a workload gets
+ * (README "Performance", 1,000 subjects). A pread is a page SQLite's page cache did not hold, read
+ * from the OS (docs/performance.md, duplicates). Uses `perf stat` on the syscall tracepoints: no
+ * slowdown, but Linux with perf and tracefs only; stop() resolves null anywhere else.
  */
-export function syncCounter(pgid) {
+export function storageCalls(pgid) {
   const pids = process.platform === "linux" && pgid ? groupStats(pgid).filter((f) => f.comm === "workerd").map((f) => f.pid) : [];
   if (pids.length === 0) return { stop: async () => null };
   let out = "";
   let failed = false;
-  const perf = spawn("perf", ["stat", "-x", ",", "-e", "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync", "-p", pids.join(",")], { stdio: ["ignore", "ignore", "pipe"] });
+  const perf = spawn("perf", ["stat", "-x", ",", "-e", "syscalls:sys_enter_fsync,syscalls:sys_enter_fdatasync,syscalls:sys_enter_pread64", "-p", pids.join(",")], { stdio: ["ignore", "ignore", "pipe"] });
   perf.on("error", () => (failed = true));
   perf.stderr.on("data", (c) => (out += c));
   const exited = new Promise((resolve) => perf.once("close", resolve));
@@ -59,8 +60,9 @@ export function syncCounter(pgid) {
     async stop() {
       if (!failed) perf.kill("SIGINT");
       await exited;
-      const counts = [...out.matchAll(/^(\d+),[^,]*,syscalls:sys_enter_f(?:data)?sync/gm)].map((m) => Number(m[1]));
-      return failed || counts.length !== 2 ? null : counts[0] + counts[1];
+      const count = (event) => Number(out.match(new RegExp(`^(\\d+),[^,]*,syscalls:sys_enter_${event}\\b`, "m"))?.[1] ?? NaN);
+      const [fsync, fdatasync, reads] = ["fsync", "fdatasync", "pread64"].map(count);
+      return failed || [fsync, fdatasync, reads].some(Number.isNaN) ? null : { syncs: fsync + fdatasync, reads };
     },
   };
 }

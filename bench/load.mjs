@@ -16,7 +16,7 @@
 // request from the first byte written to the last byte read.
 import http from "node:http";
 import { randomUUID } from "node:crypto";
-import { groupCpuMs, load1, summary, syncCounter } from "./lib.mjs";
+import { groupCpuMs, load1, storageCalls, summary } from "./lib.mjs";
 
 const MODELS = ["gpt-4o", "o3", "claude", "llama"];
 
@@ -87,11 +87,11 @@ async function ingest(o) {
     const measured = done.filter((d) => d[0] >= start);
     process.send?.({ type: "progress", phase: now < start ? "warm-up" : "measuring", elapsed: (now - t0) / 1000, total: (end - t0) / 1000, events: measured.reduce((n, d) => n + d[2], 0), seconds: Math.max(0, (Math.min(now, end) - start) / 1000), errors });
   }, 1000);
-  let syncs = null;
+  let calls = null;
   const cpuTimer = setTimeout(() => {
     cpuStart = performance.now();
     cpuAtStart = groupCpuMs(o.pgid);
-    syncs = syncCounter(o.pgid);
+    calls = storageCalls(o.pgid);
   }, Math.max(0, start - performance.now()));
 
   async function worker(w) {
@@ -142,7 +142,7 @@ async function ingest(o) {
   clearTimeout(cpuTimer);
   load.push(load1());
   let cpuEnd = groupCpuMs(o.pgid);
-  const storageSyncs = (await syncs?.stop()) ?? null;
+  const storage = (await calls?.stop()) ?? null;
   // Less than at the start: a process of the gateway restarted (wrangler dev reloads when a source
   // file changes), so the figure would be meaningless.
   if (cpuEnd !== null && cpuAtStart !== null && cpuEnd < cpuAtStart) cpuEnd = null;
@@ -165,8 +165,9 @@ async function ingest(o) {
     gatewayCpuMsPerRequest: cpuAtStart === null || cpuEnd === null || requests === 0 ? null : +((cpuEnd - cpuAtStart) / requests).toFixed(3),
     gatewayCpuUsPerEvent: cpuAtStart === null || cpuEnd === null || events === 0 ? null : +(((cpuEnd - cpuAtStart) * 1000) / events).toFixed(2),
     gatewayCpuCores: cpuAtStart === null || cpuEnd === null ? null : +((cpuEnd - cpuAtStart) / (performance.now() - cpuStart)).toFixed(2),
-    // fsyncs of the gateway's workerd in the window, per request answered in it (null without perf).
-    storageSyncsPerRequest: storageSyncs === null || requests === 0 ? null : +(storageSyncs / requests).toFixed(3),
+    // fsyncs and page reads (pread) of the gateway's workerd in the window, per request answered in it (null without perf).
+    storageSyncsPerRequest: storage === null || requests === 0 ? null : +(storage.syncs / requests).toFixed(3),
+    pageReadsPerRequest: storage === null || requests === 0 ? null : +(storage.reads / requests).toFixed(1),
     loadGeneratorCpuCores: +((own.user + own.system) / 1000 / (performance.now() - t0)).toFixed(2),
     loadAverage: load,
   };

@@ -109,10 +109,12 @@ export function tableRows(byRuntime) {
   const names = Object.keys(byRuntime);
   const row = (label, fn) => [label, ...names.map((n) => (byRuntime[n].error ? "failed" : fn(byRuntime[n])))];
   const rows = [];
-  for (const b of [1, 100, 1000]) rows.push(row(`1 ingest, ${fmt(b)} ev/req`, (f) => tput(f.runs.ingest[b])));
-  rows.push(row("1 ingest, 1,000 ev/req, random UUIDv4 ids", (f) => (f.runs.randomIds ? `${tput(f.runs.randomIds)}; ${fmt(f.runs.randomIds.gatewayCpuUsPerEvent, 1)} µs CPU/event` : "not run")));
-  for (const b of [1, 100, 1000]) rows.push(row(`2 20% duplicates, ${fmt(b)} ev/req`, (f) => tput(f.runs.duplicates[b])));
+  // Storage calls per request, where perf could count them: commits (fsync) and pages read from the OS (pread).
   const syncs = (r) => (r.storageSyncsPerRequest === null || r.storageSyncsPerRequest === undefined ? "" : `; ${fmt(r.storageSyncsPerRequest, 2)} fsync/req`);
+  const reads = (r) => (r.pageReadsPerRequest === null || r.pageReadsPerRequest === undefined ? "" : `; ${fmt(r.pageReadsPerRequest)} pread/req`);
+  for (const b of [1, 100, 1000]) rows.push(row(`1 ingest, ${fmt(b)} ev/req`, (f) => tput(f.runs.ingest[b]) + (b === 1000 ? reads(f.runs.ingest[b]) : "")));
+  rows.push(row("1 ingest, 1,000 ev/req, random UUIDv4 ids", (f) => (f.runs.randomIds ? `${tput(f.runs.randomIds)}; ${fmt(f.runs.randomIds.gatewayCpuUsPerEvent, 1)} µs CPU/event${reads(f.runs.randomIds)}` : "not run")));
+  for (const b of [1, 100, 1000]) rows.push(row(`2 20% duplicates, ${fmt(b)} ev/req`, (f) => tput(f.runs.duplicates[b]) + (b === 1000 ? reads(f.runs.duplicates[b]) : "")));
   rows.push(row("3 1 subject, 100 ev/req", (f) => tput(f.runs.subjects.one) + syncs(f.runs.subjects.one)));
   rows.push(row("3 many subjects, 100 ev/req", (f) => `${fmt(f.runs.subjects.many.subjects)} subjects: ${tput(f.runs.subjects.many)}${syncs(f.runs.subjects.many)}`));
   for (const [k, label] of [
