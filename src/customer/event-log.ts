@@ -36,26 +36,27 @@ export function insertIgnoringStored(sql: Sql, chunks: Iterable<string>, now: nu
   return written;
 }
 
-/** The rows whose (source, id) is stored: their request indexes, or their positions in `json` (one chunk). Reads only. */
+/**
+ * The rows whose (source, id) is stored: their request indexes, or their positions in `json` (one chunk). Reads only.
+ * The matches come back as one JSON array rather than a row each: one step of the cursor into JavaScript per chunk.
+ */
 export function storedIndexes(sql: Sql, chunks: Iterable<string>, by: "index" | "position" = "index"): Set<number> {
   const found = new Set<number>();
   const column = by === "index" ? "value->>5" : "key";
   for (const chunk of chunks) {
-    const cursor = sql.exec<{ i: number }>(
-      `SELECT ${column} AS i FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = value->>0 AND id = value->>1)`,
+    const row = sql.one<{ found: string }>(
+      `SELECT json_group_array(${column}) AS found FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = value->>0 AND id = value->>1)`,
       chunk,
     );
-    for (const row of cursor) found.add(row.i);
+    for (const i of JSON.parse(row!.found) as number[]) found.add(i);
   }
   return found;
 }
 
-/** Positions in `ids` (a JSON array of ids, all of `source`) of the ids stored. Reads only. */
+/** Positions in `ids` (a JSON array of ids, all of `source`) of the ids stored, as storedIndexes. Reads only. */
 export function storedPositionsOfIds(sql: Sql, source: string, ids: string): Set<number> {
-  const found = new Set<number>();
-  const cursor = sql.exec<{ i: number }>("SELECT key AS i FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = ? AND id = value)", ids, source);
-  for (const row of cursor) found.add(row.i);
-  return found;
+  const row = sql.one<{ found: string }>("SELECT json_group_array(key) AS found FROM jsonb_each(jsonb(?)) WHERE EXISTS (SELECT 1 FROM events WHERE source = ? AND id = value)", ids, source);
+  return new Set(JSON.parse(row!.found) as number[]);
 }
 
 export const chunksOf = (events: readonly MeterEvent[]) => jsonChunks(events.map(rowOf));
