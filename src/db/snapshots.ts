@@ -198,14 +198,15 @@ export async function overdueSubjects(db: Db, before: number, limit: number): Pr
 
 /**
  * Nudged Durable Objects that have never stored anything (state rows that migration 0012 wrote for
- * subjects created through the API): nothing to flush. Only rows still never flushed (seq 0) and
- * still overdue (`before`, as when they were picked) are cleared: a first write registered since the
- * nudge has marked its row again.
+ * subjects created through the API, or objects whose storage was reset after a flush that left more
+ * to send, seq > 0): nothing to flush. Only rows still overdue (`before`, as when they were picked)
+ * are cleared: a first write registered since the nudge has marked its row again, and a flush applied
+ * since has written its own.
  */
 export async function owesNothing(db: Db, ids: readonly OverdueSubject[], before: number, now: number): Promise<void> {
   if (ids.length === 0) return;
   await db.run(sql`UPDATE snapshot_subjects SET pending = 0, flushed_at = ${now}
-    WHERE seq = 0 AND flushed_at < ${before}
+    WHERE flushed_at < ${before}
       AND (namespace, subject) IN (SELECT value->>0, value->>1 FROM json_each(${JSON.stringify(ids.map((id) => [id.namespace, id.subject]))}))`);
 }
 
